@@ -1,0 +1,1 @@
+"""configs subpackage (see DESIGN.md)."""

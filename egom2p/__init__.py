@@ -1,0 +1,1 @@
+"""egom2p subpackage (see DESIGN.md)."""

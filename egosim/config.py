@@ -1,0 +1,206 @@
+"""YAML configs: loading, ``key=value`` overrides and validation.
+
+Every config file in ``configs/`` has one schema here (a pydantic model that forbids
+unknown keys). :func:`load_config` reads the shipped default or a user file, applies
+dotted ``key=value`` overrides, and validates; any problem is a :class:`ConfigError`
+whose message names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from egosim.paths import configs_dir
+
+__all__ = [
+    "ConfigError",
+    "DemoConfig",
+    "SceneConfig",
+    "SCHEMAS",
+    "apply_overrides",
+    "load_config",
+    "parse_overrides",
+]
+
+SCENE_SPECS = (
+    "procedural:room",
+    "procedural:apartment",
+    "pybullet:samurai",
+    "pybullet:stadium",
+)
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names key, value and rule."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_scene_spec(value: str) -> str:
+    if value in SCENE_SPECS:
+        return value
+    suffixes = (".obj", ".glb", ".gltf", ".ply")
+    if value.lower().endswith(suffixes):
+        return value
+    raise ValueError(
+        f"unknown scene spec {value!r}; use one of {', '.join(SCENE_SPECS)} "
+        f"or a path to a mesh file ({', '.join(suffixes)})"
+    )
+
+
+class SceneConfig(_Strict):
+    """Which scene to build and how to derive its walkability and SDF.
+
+    Units: metres.
+    """
+
+    spec: str = Field("procedural:apartment", description="scenes.load spec or mesh path")
+    seed: int = Field(0, ge=0, description="generator seed for procedural scenes")
+    up_axis: Literal["z", "y"] = Field("z", description="up axis of a mesh file")
+    grid_resolution: float = Field(0.05, gt=0.0, le=0.10, description="walkability cell, m")
+    body_radius: float = Field(0.25, gt=0.0, le=1.0, description="clearance radius, m")
+    body_height: float = Field(1.8, gt=0.5, le=2.5, description="clearance height, m")
+
+    @field_validator("spec")
+    @classmethod
+    def _valid_spec(cls, value: str) -> str:
+        return _check_scene_spec(value)
+
+
+class DemoConfig(_Strict):
+    """``egosim demo``: an apartment, posed bodies in walkable spots, pictures on disk."""
+
+    scene: SceneConfig = Field(default_factory=SceneConfig)
+    num_bodies: int = Field(3, ge=1, le=8, description="bodies placed in the scene")
+    body_seed: int = Field(0, ge=0, description="seed for shapes, poses and appearance")
+    output_dir: str = Field("outputs/demo", description="folder the pictures go to")
+    topdown_pixels_per_m: int = Field(40, ge=5, le=200, description="top-down map scale")
+    turntable_views: int = Field(8, ge=1, le=36, description="views in the turntable image")
+    turntable_size: int = Field(256, ge=32, le=1024, description="pixels per turntable view")
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "demo": DemoConfig,
+    "scene": SceneConfig,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``["a.b=1", "c=text"]`` into ``{"a.b": 1, "c": "text"}`` (values as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            out[key] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted-key ``overrides`` set (nested dicts created)."""
+    result = _deep_copy(data)
+    for dotted, value in overrides.items():
+        node = result
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def _section_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) section of ``model`` at ``loc``."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = _section_fields(model, tuple(err["loc"][:-1]))
+            lines.append(f"  unknown key {key!r} (value {err.get('input')!r}); allowed keys "
+                         f"here: {', '.join(allowed)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  key {key!r}: value {err.get('input')!r} is not allowed: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve_path(name_or_path: str | os.PathLike[str]) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    shipped = configs_dir() / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    if path.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    names = sorted(p.stem for p in configs_dir().glob("*.yaml"))
+    raise ConfigError(f"unknown config {str(name_or_path)!r}; shipped configs: {names}, "
+                      "or give a path to a .yaml file")
+
+
+def load_config(
+    name_or_path: str | os.PathLike[str],
+    overrides: list[str] | dict[str, Any] | None = None,
+    schema: type[M] | None = None,
+) -> M:
+    """Load, override and validate a config.
+
+    Args:
+        name_or_path: a shipped config name (``"demo"``) or a path to a YAML file.
+        overrides: ``["key.sub=value", ...]`` or an already parsed dotted-key dict.
+        schema: the pydantic model to validate against; by default the schema registered
+            for the shipped name (or for the file's stem).
+
+    Raises:
+        ConfigError: unreadable YAML, unknown key, or bad value (the message names them).
+    """
+    path = _resolve_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
+    if overrides:
+        parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        data = apply_overrides(data, parsed)
+    model = schema or SCHEMAS.get(path.stem)
+    if model is None:
+        raise ConfigError(f"no schema for config {path.name}; known: {sorted(SCHEMAS)}")
+    try:
+        return model.model_validate(data)  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise ConfigError(_format_error(str(path), exc, model)) from None

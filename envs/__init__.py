@@ -1,0 +1,1 @@
+"""The world: scenes, walkability and SDF, human bodies, markers, tasks and envs."""
