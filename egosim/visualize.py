@@ -54,7 +54,7 @@ def topdown_map(
 
     Args:
         scene: a :class:`egosim.envs.scenes.Scene` (``triangles``, ``face_albedo``,
-            ``bounds``, ``walkable``, ``grid_origin``, ``grid_resolution``).
+            ``bounds``, ``is_walkable``).
         pixels_per_m: image scale.
         cut_height: rays start at this height (m) so ceilings are cut away.
         bodies: world-frame vertex arrays ``(V, 3)`` drawn as coloured footprints.
@@ -82,7 +82,7 @@ def topdown_map(
     depth_cue = 0.75 + 0.25 * np.clip(hz / 1.0, 0.0, 1.0)
     rgb[ok] = shade(albedo, hits.normal[ok], np.array([0.3, 0.3, 0.9]) / 1.0)
     rgb[ok] *= depth_cue[:, None]
-    walk = _walkable_at(scene, origins[:, :2]) & ok
+    walk = np.asarray(scene.is_walkable(origins[:, :2]), dtype=bool) & ok
     rgb[walk] = 0.55 * rgb[walk] + 0.45 * _WALKABLE_TINT
     img = rgb.reshape(height, width, 3)
 
@@ -106,19 +106,6 @@ def topdown_map(
         img[disk((r[0], c[0]), rad + 1.5, shape=img.shape[:2])] = 0.0
         img[disk((r[0], c[0]), rad, shape=img.shape[:2])] = 1.0
     return _to_uint8(img)
-
-
-def _walkable_at(scene: object, xy: np.ndarray) -> np.ndarray:
-    walkable = np.asarray(scene.walkable)
-    res = float(scene.grid_resolution)
-    ox, oy = np.asarray(scene.grid_origin, dtype=np.float64)[:2]
-    # walkable is indexed [row=y, col=x] with cell centres at grid_origin + index * res.
-    ix = np.round((xy[:, 0] - ox) / res).astype(int)
-    iy = np.round((xy[:, 1] - oy) / res).astype(int)
-    inside = (ix >= 0) & (iy >= 0) & (iy < walkable.shape[0]) & (ix < walkable.shape[1])
-    out = np.zeros(len(xy), dtype=bool)
-    out[inside] = walkable[iy[inside], ix[inside]]
-    return out
 
 
 def turntable(

@@ -1,0 +1,60 @@
+"""SMPL-X virtual humans: body model, procedural default body, markers, parts, appearance.
+
+Public API (imported lazily, so ``import egosim.envs.humans`` does not load torch):
+
+- :class:`BodyModel` — batched SMPL-X (``smplx.SMPLX``) from licensed files
+  (``model_dir=`` or ``$EGOSIM_SMPLX_DIR``) or the embedded procedural body; ``markers_only``
+  fast path.
+- :func:`markers`, :data:`MARKER_NAMES`, :data:`MARKER_VERTEX_IDS`,
+  :data:`FOOT_MARKER_INDICES`, :func:`eye_midpoint` — EgoGen's 67 SSM2 markers, head rig.
+- :func:`body_part_labels`, :data:`BODY_PART_NAMES` — a body part per vertex.
+- :func:`sample_appearance`, :class:`Appearance` — skin and clothing colours from a seed.
+- :data:`Y_UP_TO_Z_UP`, :func:`body_to_world` — place a y-up body in the z-up world.
+- :func:`procedural_model_path`, :func:`generate_body_arrays` — the procedural SMPL-X files.
+- :data:`JOINT_NAMES`, :data:`PARENTS`, :data:`SHAPE_NAMES`, :data:`EXPRESSION_NAMES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BodyModel": "body_model",
+    "resolve_model_file": "body_model",
+    "SMPLX_DIR_ENV": "body_model",
+    "markers": "marker_set",
+    "eye_midpoint": "marker_set",
+    "MARKER_NAMES": "marker_set",
+    "MARKER_VERTEX_IDS": "marker_set",
+    "FOOT_MARKER_NAMES": "marker_set",
+    "FOOT_MARKER_INDICES": "marker_set",
+    "EYE_JOINTS": "marker_set",
+    "body_part_labels": "body_parts",
+    "BODY_PART_NAMES": "body_parts",
+    "sample_appearance": "appearance",
+    "Appearance": "appearance",
+    "Y_UP_TO_Z_UP": "world_frame",
+    "body_to_world": "world_frame",
+    "procedural_model_path": "procedural",
+    "generate_body_arrays": "procedural",
+    "GENERATOR_VERSION": "procedural",
+    "GENDERS": "procedural",
+    "JOINT_NAMES": "skeleton",
+    "PARENTS": "skeleton",
+    "SHAPE_NAMES": "shape_space",
+    "EXPRESSION_NAMES": "shape_space",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
