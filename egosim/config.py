@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "DemoConfig",
     "SceneConfig",
+    "SceneJobConfig",
     "SCHEMAS",
     "apply_overrides",
     "load_config",
@@ -86,9 +87,17 @@ class DemoConfig(_Strict):
     turntable_size: int = Field(256, ge=32, le=1024, description="pixels per turntable view")
 
 
+class SceneJobConfig(_Strict):
+    """``egosim scene``: load a scene, print its statistics, write its top-down map."""
+
+    scene: SceneConfig = Field(default_factory=SceneConfig)
+    output_dir: str = Field("outputs/scene", description="folder the map goes to")
+    pixels_per_m: int = Field(20, ge=2, le=200, description="top-down map scale")
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "demo": DemoConfig,
-    "scene": SceneConfig,
+    "scene": SceneJobConfig,
 }
 
 M = TypeVar("M", bound=BaseModel)

@@ -1,0 +1,248 @@
+"""Scenes from mesh files (OBJ, GLB/GLTF, PLY) through ``trimesh``.
+
+Every mesh of the file's scene graph is placed with its node transform, then the whole
+scene is scaled, rotated to z up (``up_axis='y'`` turns +y into +z by a +90 degree
+rotation about x, as pybullet's ``rpy="1.5707963 0 0"`` does for y-up OBJ files) and,
+with ``align_floor``, shifted vertically so the floor lies at z = 0.
+
+Floor rule (:func:`floor_height`): among up-facing faces (normal within 10 degrees of +z)
+the face areas are binned by height in 5 cm bins; the floor is the lowest bin holding at
+least 20 % of the area of the largest bin, at that bin's area-weighted mean height. With
+no up-facing face, the lowest vertex is the floor.
+
+Labels: semantic class from keywords in the node, mesh and material names
+(:func:`~egosim.envs.scenes.classes.class_from_name`), else ``floor`` for up-facing faces
+within 5 cm of the floor, else ``void``; one instance id per mesh node (from 1).
+Appearance: material diffuse/base colour (MTL ``Kd`` and glTF ``baseColorFactor`` are
+taken as linear), multiplied for textured faces by the texture's mean linear colour;
+per-face or per-vertex colours (sRGB, e.g. PLY) are linearised. Texture images become
+``(H, W, 3)`` uint8 arrays with per-corner UVs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from egosim.envs.scenes.classes import class_from_name, class_id
+from egosim.envs.scenes.geometry import face_areas, face_normals
+from egosim.envs.scenes.materials import srgb_to_linear
+
+__all__ = [
+    "MESH_SUFFIXES",
+    "UP_AXES",
+    "load_mesh_arrays",
+    "floor_height",
+    "up_axis_rotation",
+]
+
+MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply")
+UP_AXES: tuple[str, ...] = ("z", "y")
+
+
+def up_axis_rotation(up_axis: str) -> np.ndarray:
+    """``(3, 3)`` rotation taking the file's up axis to +z (``'z'``: identity; ``'y'``:
+    +90 degrees about x, i.e. ``(x, y, z) -> (x, -z, y)``)."""
+    if up_axis == "z":
+        return np.eye(3)
+    if up_axis == "y":
+        return np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    allowed = ", ".join(repr(a) for a in UP_AXES)
+    raise ValueError(f"up_axis must be one of {allowed}, got {up_axis!r}")
+
+
+def floor_height(triangles: np.ndarray) -> float:
+    """Height of the floor of ``(F, 3, 3)`` z-up triangles (rule in the module docstring)."""
+    n = face_normals(triangles)
+    area = face_areas(triangles)
+    up = (n[:, 2] >= np.cos(np.deg2rad(10.0))) & (area > 0)
+    if not np.any(up):
+        return float(triangles[..., 2].min())
+    z = triangles[up, :, 2].mean(axis=1)
+    a = area[up]
+    bins = np.floor(z / 0.05).astype(np.int64)
+    ub, inv = np.unique(bins, return_inverse=True)
+    per_bin = np.bincount(inv, weights=a)
+    first = int(np.flatnonzero(per_bin >= 0.2 * per_bin.max())[0])
+    sel = inv == first
+    return float(np.average(z[sel], weights=a[sel]))
+
+
+def _image_rgb(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+class _Textures:
+    """Collects distinct texture images, keyed by object identity."""
+
+    def __init__(self) -> None:
+        self.images: list[np.ndarray] = []
+        self._index: dict[int, int] = {}
+
+    def index(self, image) -> int:
+        key = id(image)
+        if key not in self._index:
+            self._index[key] = len(self.images)
+            self.images.append(_image_rgb(image))
+        return self._index[key]
+
+
+def _material_parts(material) -> tuple[np.ndarray, object | None]:
+    """(linear RGB factor, texture image or None) of a trimesh material."""
+    factor = None
+    image = None
+    if hasattr(material, "baseColorFactor"):  # PBRMaterial
+        if material.baseColorFactor is not None:
+            factor = np.asarray(material.baseColorFactor, np.float64)[:3] / 255.0
+        image = material.baseColorTexture
+    else:  # SimpleMaterial (OBJ/MTL)
+        if getattr(material, "diffuse", None) is not None:
+            factor = np.asarray(material.diffuse, np.float64)[:3] / 255.0
+        image = getattr(material, "image", None)
+    if factor is None:
+        factor = np.ones(3)
+    return factor, image
+
+
+def _mesh_appearance(
+    mesh, textures: _Textures, color: np.ndarray | None
+) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """(albedo (F, 3) linear, texture index or -1, face UVs (F, 3, 2) or None)."""
+    f = len(mesh.faces)
+    visual = mesh.visual
+    kind = getattr(visual, "kind", None)
+    if color is not None:
+        color = np.asarray(color, np.float64).reshape(3)
+    if kind == "texture" and getattr(visual, "material", None) is not None:
+        factor, image = _material_parts(visual.material)
+        if color is not None:
+            factor = color
+        uv = getattr(visual, "uv", None)
+        if image is not None and uv is not None and len(uv) == len(mesh.vertices):
+            tex = textures.index(image)
+            mean = srgb_to_linear(textures.images[tex].reshape(-1, 3).mean(0) / 255.0)
+            face_uv = np.asarray(uv, np.float64)[mesh.faces]
+            return np.broadcast_to(factor * mean, (f, 3)), tex, face_uv
+        return np.broadcast_to(factor, (f, 3)), -1, None
+    if kind == "face":
+        rgb = np.asarray(visual.face_colors, np.float64)[:, :3] / 255.0
+        return srgb_to_linear(rgb), -1, None
+    if kind == "vertex":
+        rgb = np.asarray(visual.vertex_colors, np.float64)[:, :3] / 255.0
+        return srgb_to_linear(rgb[mesh.faces].mean(axis=1)), -1, None
+    return np.full((f, 3), 0.5) if color is None else np.broadcast_to(color, (f, 3)), -1, None
+
+
+def _material_name(mesh) -> str:
+    material = getattr(mesh.visual, "material", None)
+    return str(getattr(material, "name", "") or "")
+
+
+def load_mesh_arrays(
+    path: str | os.PathLike,
+    up_axis: str = "z",
+    scale: float = 1.0,
+    align_floor: bool = True,
+    transform: np.ndarray | None = None,
+    semantic: int | None = None,
+    color: np.ndarray | None = None,
+) -> dict:
+    """Scene arrays of a mesh file.
+
+    Args:
+        path: OBJ, GLB, GLTF or PLY file.
+        up_axis: the file's up axis, ``'z'`` (default) or ``'y'``.
+        scale: uniform scale to metres applied first (e.g. 0.01 for centimetres).
+        align_floor: shift along z so :func:`floor_height` becomes 0.
+        transform: optional ``(4, 4)`` world-from-file transform applied after scaling
+            (replaces the up-axis rotation; used for URDF/SDF poses).
+        semantic: class id forcing every face's class (None: keywords and floor rule).
+        color: optional ``(3,)`` linear RGB replacing the materials' colour factors
+            (textured faces still multiply it by the texture's mean colour).
+
+    Returns:
+        dict with ``triangles`` float64 ``(F, 3, 3)``, ``face_semantic``,
+        ``face_instance``, ``face_texture`` int32 ``(F,)``, ``face_albedo`` ``(F, 3)``,
+        ``face_uv`` ``(F, 3, 2)`` and ``textures`` (list of uint8 images).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unsupported suffix, bad ``up_axis``/``scale``, unreadable or empty file
+            (the message names the file).
+    """
+    import trimesh
+
+    p = Path(path)
+    if p.suffix.lower() not in MESH_SUFFIXES:
+        raise ValueError(
+            f"unsupported mesh file {str(p)!r}: suffix must be one of {', '.join(MESH_SUFFIXES)}"
+        )
+    if not p.is_file():
+        raise FileNotFoundError(f"mesh file not found: {str(p)!r}")
+    rot = up_axis_rotation(up_axis)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    if p.stat().st_size == 0:
+        raise ValueError(f"mesh file {str(p)!r} is empty")
+    try:
+        loaded = trimesh.load(str(p), force="scene", process=False)
+    except Exception as exc:  # trimesh raises many types on malformed input
+        raise ValueError(f"could not read mesh file {str(p)!r}: {exc}") from exc
+    world = np.eye(4)
+    world[:3, :3] = rot
+    if transform is not None:
+        world = np.asarray(transform, np.float64)
+    world = world @ np.diag([scale, scale, scale, 1.0])
+
+    textures = _Textures()
+    tris, sem, inst, tex, alb, uvs = [], [], [], [], [], []
+    names: list[str] = []
+    for node in sorted(loaded.graph.nodes_geometry):
+        node_tf, geom_name = loaded.graph[node]
+        mesh = loaded.geometry.get(geom_name)
+        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+            continue
+        tf = world @ node_tf
+        v = np.asarray(mesh.vertices, np.float64) @ tf[:3, :3].T + tf[:3, 3]
+        t = v[np.asarray(mesh.faces)]
+        if np.linalg.det(tf[:3, :3]) < 0:  # mirrored transform flips winding
+            t = t[:, [0, 2, 1]]
+        albedo, tex_id, face_uv = _mesh_appearance(mesh, textures, color)
+        if face_uv is not None and np.linalg.det(tf[:3, :3]) < 0:
+            face_uv = face_uv[:, [0, 2, 1]]
+        f = len(t)
+        label = semantic
+        if label is None:
+            label = class_from_name(f"{node} {geom_name} {_material_name(mesh)}")
+        tris.append(t)
+        sem.append(np.full(f, label, np.int32))
+        inst.append(np.full(f, len(names) + 1, np.int32))
+        tex.append(np.full(f, tex_id, np.int32))
+        alb.append(np.asarray(albedo, np.float64))
+        uvs.append(np.zeros((f, 3, 2)) if face_uv is None else face_uv)
+        names.append(str(node))
+    if not tris:
+        raise ValueError(f"mesh file {str(p)!r} contains no triangles")
+    triangles = np.concatenate(tris)
+    if not np.all(np.isfinite(triangles)):
+        raise ValueError(f"mesh file {str(p)!r} has non-finite vertex coordinates")
+    face_semantic = np.concatenate(sem)
+    if align_floor:
+        triangles[..., 2] -= floor_height(triangles)
+    if semantic is None:
+        n = face_normals(triangles)
+        flat_low = (n[:, 2] >= np.cos(np.deg2rad(10.0))) & (
+            np.abs(triangles[..., 2].mean(axis=1)) <= 0.05
+        )
+        face_semantic = np.where((face_semantic == 0) & flat_low, class_id("floor"), face_semantic)
+    return {
+        "triangles": triangles,
+        "face_semantic": face_semantic.astype(np.int32),
+        "face_instance": np.concatenate(inst),
+        "face_texture": np.concatenate(tex),
+        "face_albedo": np.clip(np.concatenate(alb), 0.0, 1.0).astype(np.float32),
+        "face_uv": np.concatenate(uvs).astype(np.float32),
+        "textures": textures.images,
+    }
