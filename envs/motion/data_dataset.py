@@ -1,0 +1,304 @@
+"""The motion-primitive dataset: THE interface between motion data and the motion models.
+
+``PrimitiveDataset`` arrays (``N`` primitives of ``F = 20`` frames at 40 fps):
+
+=========================== ================ ================================================
+key                         dtype / shape    meaning
+=========================== ================ ================================================
+``markers``                 f32 (N, 20, 67, 3) SSM2 markers in the primitive's canonical frame
+                                             (:mod:`.canonical`; metres; frames 0-1 history)
+``origin``                  f32 (N, 3)       canonical origin in the world (first-frame
+                                             pelvis); the floor is at ``z = -origin[:, 2]``
+                                             in canonical coordinates
+``rot``                     f32 (N, 3, 3)    canonical -> world rotation
+                                             (``world = rot @ canon + origin``)
+``betas``                   f32 (N, 10)      body shape
+``gender``                  i8 (N,)          0 neutral, 1 male, 2 female
+``smplx["global_orient"]``  f32 (N, 20, 3)   axis-angle, canonical frame
+``smplx["body_pose"]``      f32 (N, 20, 63)  axis-angles of the 21 body joints
+``smplx["transl"]``         f32 (N, 20, 3)   translation, canonical frame (SMPL-X with these
+                                             parameters reproduces ``markers``)
+``clip_id``                 i32 (N,)         index into ``clip_names`` of the motion sequence
+                                             (all body shapes of a sequence share it: hold
+                                             out whole ids for held-out splits)
+``clip_names``              list[str]        sequence names
+``fps``                     float            40.0
+=========================== ================ ================================================
+
+On disk: one compressed ``.npz`` (the ``smplx`` entries stored as ``smplx_<name>``) and a
+JSON card next to it (``.json``: counts, config, build time, foot-contact statistics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import augment as aug
+from .canonical import canonicalize, canonicalize_params
+from .data_body import GENDER_CODES, rest_joints
+from .data_clip import MOTION_FPS, MotionClip
+from .data_stats import foot_contact_stats
+from .primitives import PRIMITIVE_FRAMES, cut_windows, window_starts
+from .retarget import replant, retarget_named
+
+__all__ = [
+    "DATA_VERSION",
+    "DEFAULT_CLIPS",
+    "DatasetConfig",
+    "PrimitiveDataset",
+    "augmented_sequences",
+    "build_primitive_dataset",
+    "default_dataset",
+]
+
+#: Bump when the data pipeline changes (part of the cache key).
+DATA_VERSION: str = "motion-data-1"
+
+#: Shipped DeepMimic clips used by default and how many cycles to loop the cyclic ones.
+#: Left out: crawl, roll, get-ups, cartwheel and backflip (the body, not the feet, carries the
+#: weight there; the foot clean-up is not meant for them). Pass them in ``clips`` if wanted.
+DEFAULT_CLIPS: dict[str, int] = {
+    "walk": 6, "run": 8, "jump": 2, "dance_a": 2, "dance_b": 2, "kick": 1, "punch": 1,
+    "spin": 1, "spinkick": 2,
+}
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Everything that determines a built dataset (hashed for the cache key).
+
+    Attributes:
+        clips: shipped DeepMimic clip name -> loop cycles.
+        num_augmented: number of augmented locomotion sequences (speed, turning, mirroring,
+            start/stop, idle, walk<->run), drawn from ``seed``.
+        num_shapes: bodies per sequence: the mean neutral body, then random shapes
+            (``betas ~ N(0, 1)`` clipped to ±2, gender uniform).
+        stride: frames between primitive starts.
+        seed: seed of every random choice.
+        genders: genders to draw random bodies from.
+    """
+
+    clips: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CLIPS))
+    num_augmented: int = 24
+    num_shapes: int = 3
+    stride: int = 10
+    seed: int = 0
+    genders: tuple[str, ...] = ("neutral", "male", "female")
+
+    def key(self) -> str:
+        """Short hash of the config and :data:`DATA_VERSION`."""
+        blob = json.dumps({"v": DATA_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class PrimitiveDataset:
+    """Motion primitives (see the module table for every field)."""
+
+    markers: np.ndarray
+    origin: np.ndarray
+    rot: np.ndarray
+    betas: np.ndarray
+    gender: np.ndarray
+    smplx: dict[str, np.ndarray]
+    clip_id: np.ndarray
+    clip_names: list[str]
+    fps: float = MOTION_FPS
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.markers.shape[0])
+
+    def world_markers(self, index: Any = slice(None)) -> np.ndarray:
+        """Markers of primitives ``index`` in the z-up world, ``(n, 20, 67, 3)`` float64."""
+        from .canonical import uncanonicalize
+
+        return uncanonicalize(self.markers[index], self.rot[index], self.origin[index])
+
+    def split(self, held_out_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Indices ``(train, held_out)`` of primitives whose ``clip_id`` is not / is held out."""
+        mask = np.isin(self.clip_id, np.asarray(held_out_ids))
+        return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (``.npz``, compressed) and its card ``path.with_suffix('.json')``."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"markers": self.markers, "origin": self.origin, "rot": self.rot,
+                  "betas": self.betas, "gender": self.gender, "clip_id": self.clip_id,
+                  "clip_names": np.asarray(self.clip_names), "fps": np.float64(self.fps)}
+        arrays.update({f"smplx_{k}": v for k, v in self.smplx.items()})
+        tmp = p.with_name(p.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(p)
+        p.with_suffix(".json").write_text(json.dumps(self.card, indent=2, sort_keys=True))
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> PrimitiveDataset:
+        """Read a dataset written by :meth:`save`."""
+        p = Path(path)
+        with np.load(p, allow_pickle=False) as d:
+            a = {k: d[k] for k in d.files}
+        card_path = p.with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        return cls(markers=a["markers"], origin=a["origin"], rot=a["rot"], betas=a["betas"],
+                   gender=a["gender"],
+                   smplx={k[6:]: v for k, v in a.items() if k.startswith("smplx_")},
+                   clip_id=a["clip_id"], clip_names=[str(s) for s in a["clip_names"]],
+                   fps=float(a["fps"]), card=card)
+
+
+def augmented_sequences(base: dict[str, MotionClip], num: int,
+                        seed: int | np.random.Generator) -> list[MotionClip]:
+    """``num`` augmented locomotion sequences from the retargeted ``walk`` and ``run``.
+
+    Kinds, in turn: walk with speed/turn/mirror; idle -> walk -> idle (start and stop);
+    walk -> run -> walk; idle standing; run with speed/turn/mirror.
+    """
+    rng = aug.as_generator(seed)
+    walk, run = base["walk"], base["run"]
+    out: list[MotionClip] = []
+    for i in range(num):
+        kind = i % 5
+        if kind == 0:
+            c = aug.turn(aug.time_warp(walk, rng.uniform(0.75, 1.35)), rng.uniform(-0.9, 0.9))
+        elif kind == 1:
+            c = aug.start_stop(aug.time_warp(walk, rng.uniform(0.8, 1.2)),
+                               aug.idle(rng.uniform(0.6, 1.5), rng),
+                               aug.idle(rng.uniform(0.6, 1.5), rng))
+            c = aug.turn(c, rng.uniform(-0.4, 0.4))
+        elif kind == 2:
+            r = aug.time_warp(run, rng.uniform(0.9, 1.1)).slice(0, int(rng.integers(60, 140)))
+            c = aug.transition(aug.transition(walk.slice(0, int(rng.integers(80, 160))), r),
+                               walk)
+        elif kind == 3:
+            c = aug.idle(rng.uniform(2.0, 4.0), rng)
+        else:
+            c = aug.turn(aug.time_warp(run, rng.uniform(0.85, 1.15)), rng.uniform(-0.6, 0.6))
+        if kind != 3 and rng.random() < 0.5:
+            c = aug.mirror(c)
+        out.append(c.replace(name=f"aug{i:03d}:{c.name}"))
+    return out
+
+
+def build_primitive_dataset(config: DatasetConfig | None = None,
+                            clips: list[MotionClip] | None = None,
+                            progress: bool = True) -> PrimitiveDataset:
+    """Build primitives from motion sequences, deterministically from ``config.seed``.
+
+    Args:
+        config: what to build (default :class:`DatasetConfig`).
+        clips: sequences to use instead of the shipped DeepMimic clips and their
+            augmentations (e.g. from :func:`~.loaders.load_folder`); they keep their own
+            body shape as the first of the ``num_shapes`` bodies.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`PrimitiveDataset` whose card holds counts, timing and the foot-contact
+        statistics (:func:`~.data_stats.foot_contact_stats`) of the data.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config or DatasetConfig()
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    if clips is None:
+        base = {name: retarget_named(name, cycles=cycles)[0] for name, cycles in
+                cfg.clips.items()}
+        if {"walk", "run"} <= set(base):
+            seqs = list(base.values()) + augmented_sequences(base, cfg.num_augmented, rng)
+        else:
+            seqs = list(base.values())
+    else:
+        seqs = list(clips)
+    names = [c.name for c in seqs]
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "markers", "origin", "rot", "betas", "gender", "go", "bp", "tr", "clip_id")}
+    stats = []
+    with tqdm(total=len(seqs) * cfg.num_shapes, desc="motion primitives",
+              disable=not progress) as bar:
+        for cid, seq in enumerate(seqs):
+            for s in range(cfg.num_shapes):
+                if s == 0:
+                    body = seq
+                else:
+                    gender = cfg.genders[int(rng.integers(len(cfg.genders)))]
+                    body = aug.reshape(seq, aug.random_betas(rng), gender)
+                clip, markers, joints = replant(body)
+                stats.append(foot_contact_stats(markers, clip.fps, pelvis=joints[:, 0]))
+                starts = window_starts(clip.num_frames, PRIMITIVE_FRAMES, cfg.stride)
+                bar.update(1)
+                if starts.size == 0:
+                    continue
+                first = starts
+                canon, rot, origin = canonicalize(cut_windows(markers, starts), joints[first, 0],
+                                                  joints[first, 1], joints[first, 2])
+                j0 = np.repeat(rest_joints(clip.betas, clip.gender)[0][None], len(starts), 0)
+                go, tr = canonicalize_params(cut_windows(clip.global_orient, starts),
+                                             cut_windows(clip.transl, starts), j0, rot, origin)
+                n = len(starts)
+                out["markers"].append(canon)
+                out["origin"].append(origin)
+                out["rot"].append(rot)
+                out["betas"].append(np.repeat(clip.betas[None], n, 0))
+                out["gender"].append(np.full(n, GENDER_CODES[clip.gender]))
+                out["go"].append(go)
+                out["bp"].append(cut_windows(clip.body_pose, starts))
+                out["tr"].append(tr)
+                out["clip_id"].append(np.full(n, cid))
+    cat = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in out.items()}
+    seconds = time.perf_counter() - t0
+
+    def agg(key: str, fn: Any) -> float:
+        vals = np.array([getattr(s, key) for s in stats], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        return float(fn(vals)) if vals.size else float("nan")
+
+    card = {
+        "data_version": DATA_VERSION, "config": asdict(cfg), "config_key": cfg.key(),
+        "num_primitives": int(cat["markers"].shape[0]), "num_sequences": len(seqs),
+        "num_bodies": len(stats), "frames": PRIMITIVE_FRAMES, "fps": MOTION_FPS,
+        "build_seconds": round(seconds, 2),
+        "foot_contact_stats": {
+            "foot_height_at_contact_mean": agg("foot_height_at_contact", np.mean),
+            "skating_speed_mean": agg("skating_speed", np.mean),
+            "skating_speed_median": agg("skating_speed", np.median),
+            "pelvis_height_min": agg("pelvis_height_min", np.min),
+            "pelvis_height_max": agg("pelvis_height_max", np.max),
+        },
+    }
+    f32 = np.float32
+    return PrimitiveDataset(
+        markers=cat["markers"].astype(f32), origin=cat["origin"].astype(f32),
+        rot=cat["rot"].astype(f32), betas=cat["betas"].astype(f32),
+        gender=cat["gender"].astype(np.int8),
+        smplx={"global_orient": cat["go"].astype(f32), "body_pose": cat["bp"].astype(f32),
+               "transl": cat["tr"].astype(f32)},
+        clip_id=cat["clip_id"].astype(np.int32), clip_names=names, fps=MOTION_FPS, card=card)
+
+
+def default_dataset(config: DatasetConfig | None = None, cache: bool = True,
+                    progress: bool = True) -> PrimitiveDataset:
+    """The default dataset from the shipped DeepMimic clips, cached on disk.
+
+    Cached as ``cache_dir('motion')/primitives-<config key>.npz`` (+ ``.json`` card); a cached
+    file is reused when the config (and :data:`DATA_VERSION`) hash matches.
+    """
+    from egosim.paths import cache_dir
+
+    cfg = config or DatasetConfig()
+    path = cache_dir("motion") / f"primitives-{cfg.key()}.npz"
+    if cache and path.is_file():
+        return PrimitiveDataset.load(path)
+    ds = build_primitive_dataset(cfg, progress=progress)
+    if cache:
+        ds.save(path)
+    return ds
