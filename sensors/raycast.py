@@ -90,6 +90,29 @@ class RayCaster:
             return self._scene.run(o, d, output=1)
         return self._scene.run(o, d, dists=tmax, output=1)
 
+    def intersect_raw(
+        self, origins: np.ndarray, unit_directions: np.ndarray, tmax: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """First hits without :meth:`cast`'s checks and post-processing (the hot path).
+
+        Args:
+            origins: ``(M, 3)`` C-contiguous float32 origins, metres.
+            unit_directions: ``(M, 3)`` C-contiguous float32 UNIT directions (not checked).
+            tmax: ``(M,)`` writable C-contiguous float32 maximum distances, metres.
+
+        Returns:
+            ``tfar`` (float32 ``(M,)``, ``tmax`` on a miss), ``prim`` (int32, -1 on a miss),
+            ``Ng`` (float32 ``(M, 3)`` unnormalised, winding-oriented normals), and the
+            barycentric ``u``, ``v`` (float32). Runs on the calling thread.
+        """
+        m = origins.shape[0]
+        if self._scene is None or m == 0:
+            return (np.array(tmax, np.float32), np.full(m, -1, np.int32),
+                    np.zeros((m, 3), np.float32), np.zeros(m, np.float32),
+                    np.zeros(m, np.float32))
+        res = self._run(origins, unit_directions, tmax)
+        return res["tfar"], res["primID"], res["Ng"], res["u"], res["v"]
+
     def cast(
         self,
         origins: np.ndarray,
@@ -115,7 +138,8 @@ class RayCaster:
         d = np.ascontiguousarray(d / norm)
         tm = None
         if tmax is not None:
-            tm = np.ascontiguousarray(np.broadcast_to(np.asarray(tmax, np.float32), (n,)))
+            # A writable copy: Embree's binding refuses read-only buffers (broadcast views).
+            tm = np.array(np.broadcast_to(np.asarray(tmax, np.float32), (n,)), np.float32)
         t = np.full(n, np.inf, np.float32)
         face = np.full(n, -1, np.int64)
         normal = np.zeros((n, 3), np.float32)

@@ -63,3 +63,16 @@ def test_empty_scene_pickle_and_bad_input() -> None:
         RayCaster(_quad(0.0)).cast(np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="differ"):
         RayCaster(_quad(0.0)).cast(np.zeros((2, 3)), np.ones((3, 3)))
+
+
+def test_per_ray_range_array() -> None:
+    caster = RayCaster(_quad(0.0))
+    origins = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.2, 0.0, 3.0]])
+    tmax = np.array([2.0, 0.5, 5.0], dtype=np.float32)  # contiguous float32, per ray
+    hits = caster.cast(origins, np.tile([0.0, 0.0, -1.0], (3, 1)), tmax=tmax)
+    assert hits.hit.tolist() == [True, False, True]
+    np.testing.assert_allclose(hits.t[[0, 2]], [1.0, 3.0], atol=1e-5)
+    t, prim, _, _, _ = caster.intersect_raw(
+        origins.astype(np.float32), np.tile(np.float32([0, 0, -1]), (3, 1)), tmax.copy())
+    assert prim.tolist() != [-1, -1, -1] and prim[1] == -1
+    np.testing.assert_allclose(t[[0, 2]], [1.0, 3.0], atol=1e-5)

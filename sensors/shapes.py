@@ -1,0 +1,92 @@
+"""Small triangle soups (boxes, capsules) and a minimal :class:`SceneLike` built from them.
+
+Used for gaze markers, stand-in bodies and test scenes. Triangles are wound
+counter-clockwise seen from outside, so geometric normals point outwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SimpleScene", "box_triangles", "capsule_triangles"]
+
+_BOX_QUADS = np.array([
+    [0, 2, 3, 1], [4, 5, 7, 6],  # -x, +x
+    [0, 1, 5, 4], [2, 6, 7, 3],  # -y, +y
+    [0, 4, 6, 2], [1, 3, 7, 5],  # -z, +z
+])
+
+
+def box_triangles(center, size) -> np.ndarray:
+    """An axis-aligned box: ``(12, 3, 3)`` float32 triangles.
+
+    Args:
+        center: ``(3,)`` metres.
+        size: ``(3,)`` edge lengths in metres (or a scalar for a cube).
+    """
+    c = np.asarray(center, np.float64)
+    half = np.broadcast_to(np.asarray(size, np.float64), (3,)) / 2.0
+    corners = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], np.float64)
+    v = c + (corners * 2.0 - 1.0) * half
+    tris = [[q[0], q[2], q[1]] for q in _BOX_QUADS] + [[q[0], q[3], q[2]] for q in _BOX_QUADS]
+    return v[np.array(tris)].astype(np.float32)
+
+
+def capsule_triangles(base, height: float, radius: float, segments: int = 16,
+                      rings: int = 4) -> np.ndarray:
+    """A closed upright capsule (cylinder + two hemispheres): ``(T, 3, 3)`` float32.
+
+    Args:
+        base: ``(3,)`` the lowest point, metres (z up).
+        height: total height, metres (>= 2 * radius).
+        radius: metres.
+        segments: divisions around the axis; rings: divisions of each hemisphere.
+    """
+    if height < 2 * radius or radius <= 0:
+        raise ValueError(f"capsule needs radius > 0 and height >= 2 radius, got {height}, {radius}")
+    half = np.linspace(0.0, np.pi / 2, rings + 1)
+    phis = np.concatenate([half, half + np.pi / 2])  # polar angle from the top
+    zc = np.concatenate([np.full(rings + 1, height - radius), np.full(rings + 1, radius)])
+    th = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    ring_pts = np.stack([
+        np.outer(np.sin(phis), np.cos(th)) * radius,
+        np.outer(np.sin(phis), np.sin(th)) * radius,
+        np.repeat((zc + np.cos(phis) * radius)[:, None], segments, axis=1),
+    ], axis=-1) + np.asarray(base, np.float64)
+    tris = []
+    for i in range(len(phis) - 1):
+        for j in range(segments):
+            k = (j + 1) % segments
+            a, b, c, d = ring_pts[i, j], ring_pts[i, k], ring_pts[i + 1, j], ring_pts[i + 1, k]
+            tris.append([a, c, d])
+            tris.append([a, d, b])
+    tris = np.array(tris)
+    area = np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    return tris[area > 1e-12].astype(np.float32)
+
+
+@dataclass
+class SimpleScene:
+    """A :class:`~egosim.sensors.scene.SceneLike` assembled from triangle soups.
+
+    Use :meth:`add` to append parts; attributes follow the scene contract.
+    """
+
+    triangles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3), np.float32))
+    face_semantic: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    face_instance: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    face_albedo: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+
+    def add(self, triangles: np.ndarray, semantic: int, instance: int,
+            albedo=(0.7, 0.7, 0.7)) -> SimpleScene:
+        """Append ``triangles`` ``(T, 3, 3)`` with one semantic/instance id and colour."""
+        t = np.asarray(triangles, np.float32).reshape(-1, 3, 3)
+        n = len(t)
+        self.triangles = np.concatenate([self.triangles, t])
+        self.face_semantic = np.concatenate([self.face_semantic, np.full(n, semantic, np.int32)])
+        self.face_instance = np.concatenate([self.face_instance, np.full(n, instance, np.int32)])
+        alb = np.broadcast_to(np.asarray(albedo, np.float32), (n, 3))
+        self.face_albedo = np.concatenate([self.face_albedo, alb])
+        return self
