@@ -85,6 +85,10 @@ class DemoConfig(_Strict):
     topdown_pixels_per_m: int = Field(40, ge=5, le=200, description="top-down map scale")
     turntable_views: int = Field(8, ge=1, le=36, description="views in the turntable image")
     turntable_size: int = Field(256, ge=32, le=1024, description="pixels per turntable view")
+    video: bool = Field(True, description="write the ego-view walking MP4")
+    video_size: int = Field(192, ge=32, le=1024, description="pixels of each ego view")
+    video_fps: float = Field(20.0, gt=0.0, le=40.0, description="video and sensor rate, Hz")
+    video_max_seconds: float = Field(30.0, gt=0.0, le=300.0, description="walk cut after, s")
 
 
 class SceneJobConfig(_Strict):

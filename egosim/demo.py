@@ -130,6 +130,14 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     }
     steps.update(1)
     steps.close()
+    video = None
+    if cfg.video:
+        from egosim.walk_video import render_walk_video
+
+        video = render_walk_video(scene, path, out_dir / "walk.mp4", size=cfg.video_size,
+                                  fps=cfg.video_fps, seed=cfg.body_seed,
+                                  max_seconds=cfg.video_max_seconds)
+        written["video"] = video["video"]
 
     print(f"scene: {scene!r} (built in {t_scene:.2f} s)")
     for i, b in enumerate(bodies):
@@ -140,7 +148,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     print(f"path: {len(path)} points, {length:.2f} m from body 0 to body {len(bodies) - 1}")
     for name, path_out in written.items():
         print(f"wrote {name}: {path_out.resolve()}")
-    return {"written": written, "bodies": bodies, "path": path, "scene": scene}
+    if video is not None:
+        print(f"video: {video['frames']} frames ({video['seconds']:.1f} s), "
+              f"{video['walked_m']:.2f} m walked: ego RGB + gaze | depth | semantic | map")
+    return {"written": written, "bodies": bodies, "path": path, "scene": scene,
+            "video": video}
 
 
 def describe_scene(job: SceneJobConfig) -> dict[str, Any]:

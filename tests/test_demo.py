@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v2 as imageio
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
 
     out_dir = cache / "demo"
     cfg = load_config("demo", [f"output_dir={out_dir}", "turntable_views=4",
-                               "turntable_size=96", "num_bodies=3"])
+                               "turntable_size=96", "num_bodies=3", "video_size=48",
+                               "video_max_seconds=1.5", "video_fps=20"])
     summary = run_demo(cfg)
     scene = summary["scene"]
     top = iio.imread(out_dir / "topdown.png")
@@ -47,6 +49,17 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     assert scene.is_walkable(summary["path"]).all()
     printed = capsys.readouterr().out
     assert "wrote topdown" in printed and "body 2" in printed
+    # The MP4: 1.5 s at 20 fps of ego RGB | depth | semantic | map, the walker moving.
+    video = summary["video"]
+    frames = np.stack([f for f in imageio.get_reader(str(out_dir / "walk.mp4"))])
+    assert frames.shape[0] == video["frames"] == 30
+    assert frames.shape[1] == 48 and frames.shape[2] >= 4 * 48
+    assert frames[:, :, :48].mean() > 20  # the ego RGB view is not black
+    assert not np.array_equal(frames[0, :, :48], frames[-1, :, :48])  # the view moves
+    assert video["walked_m"] > 1.0  # ~0.9 m/s for 1.5 s
+    assert video["gaze_valid"].mean() > 0.9  # gaze lands in the image
+    eye_height = video["eyes"][..., 2].mean()
+    assert 1.4 < eye_height < 1.75, eye_height
 
 
 def test_demo_is_deterministic(cache: Path) -> None:
@@ -56,7 +69,7 @@ def test_demo_is_deterministic(cache: Path) -> None:
     runs = []
     for name in ("a", "b"):
         cfg = load_config("demo", [f"output_dir={cache / name}", "turntable_views=1",
-                                   "turntable_size=32", "num_bodies=2"])
+                                   "turntable_size=32", "num_bodies=2", "video=false"])
         runs.append(run_demo(cfg))
     assert (cache / "a" / "topdown.png").read_bytes() == (cache / "b" / "topdown.png").read_bytes()
     np.testing.assert_array_equal(runs[0]["path"], runs[1]["path"])
