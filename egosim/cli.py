@@ -34,10 +34,19 @@ def _run_scene(cfg: Any) -> None:
     describe_scene(cfg)
 
 
+def _run_train_prior(cfg: Any) -> None:
+    from egosim.envs.motion.train_prior import run
+
+    summary = run(cfg)
+    print(f"train-prior: done ({len(summary)} summary entries in {cfg.output_dir}/summary.json)")
+
+
 # name -> (default config, help, runner)
 _JOBS: dict[str, tuple[str, str, Callable[[Any], None]]] = {
     "demo": ("demo", "build an apartment, place posed bodies, write pictures", _run_demo),
     "scene": ("scene", "load a scene, print its statistics, write a top-down map", _run_scene),
+    "train-prior": ("train_prior", "train the motion prior (C-VAE + SMPL-X regressor)",
+                    _run_train_prior),
 }
 
 

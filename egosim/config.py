@@ -99,10 +99,13 @@ class SceneJobConfig(_Strict):
     pixels_per_m: int = Field(20, ge=2, le=200, description="top-down map scale")
 
 
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "demo": DemoConfig,
-    "scene": SceneJobConfig,
-}
+def _schemas() -> dict[str, type[BaseModel]]:
+    from egosim.config_motion import TrainPriorConfig
+
+    return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig}
+
+
+SCHEMAS: dict[str, type[BaseModel]] = _schemas()
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -45,7 +45,7 @@ class CVAESection(_Strict):
     mlp: list[int] = Field(default_factory=lambda: [512, 256], description="posterior MLP")
     latent: int = Field(128, ge=1, le=1024, description="latent size (RL action size)")
     diff_weight: float = Field(3.0, ge=0.0, description="weight of the frame-difference L1")
-    kl_weight: float = Field(0.01, ge=0.0, description="weight of the robust KL")
+    kl_weight: float = Field(0.001, ge=0.0, description="weight of the robust KL")
 
 
 class StageSection(_Strict):
@@ -86,6 +86,9 @@ class TrainPriorConfig(_Strict):
     resume: bool = Field(True, description="continue from the latest checkpoint in output_dir")
     threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
     blend: float = Field(0.5, ge=0.0, le=1.0, description="decoded weight in the rollout blend")
+    evaluate: bool = Field(True, description="measure exported models, write model cards")
+    eval_primitives: int = Field(100, ge=1, le=1000, description="rollout length for metrics")
+    eval_batch: int = Field(8, ge=2, le=256, description="rollouts measured")
     num_seeds: int = Field(256, ge=1, le=10000, description="seed motions kept in the checkpoint")
     data: DataSection = Field(default_factory=lambda: DataSection(source="synthetic"))
     cvae: CVAESection = Field(default_factory=CVAESection)

@@ -166,7 +166,7 @@ def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
 
     specs = [CameraSpec(uuid=m, modality=m, resolution=(size, size), hfov_deg=90.0,
                         near=0.05, far=20.0) for m in ("rgb", "depth", "semantic")]
-    renderer = Renderer(scene, lighting=Lighting.sample(rng), seed=seed)
+    renderer = Renderer(scene, lighting=Lighting(), seed=seed)  # the default, well-lit
     mid = eyes.mean(axis=1)
     gaze = simulate_gaze(mid, motion["look_at"][:n], fps, rng, EyeModel())
     head = head_frame(eyes, look_at=motion["look_at"][:n])

@@ -44,6 +44,8 @@ _EXPORTS = {
     "PARENTS": "skeleton",
     "SHAPE_NAMES": "shape_space",
     "EXPRESSION_NAMES": "shape_space",
+    # The motion prior lives in egosim.envs.motion; re-exported here as the issue names it.
+    "MotionPrior": "egosim.envs.motion.prior",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,7 +53,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        target = _EXPORTS[name]
+        module = importlib.import_module(target if "." in target else f"{__name__}.{target}")
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

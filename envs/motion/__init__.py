@@ -9,6 +9,14 @@ Data half (imported lazily, so ``import egosim.envs.motion`` stays light):
 - :mod:`.primitives`, :mod:`.canonical` — 20-frame primitives in EgoGen's canonical frame.
 - :mod:`.data_dataset` — :class:`PrimitiveDataset` (the models' input), ``default_dataset``.
 - :mod:`.data_stats` — ``foot_contact_stats`` (foot height at contact, skating, pelvis).
+
+Model half:
+
+- :mod:`.prior` — :class:`MotionPrior` (``load``, ``rollout``, ``reset``/``step``, ``decode``).
+- :mod:`.cvae` — :class:`MarkerCVAE` (EgoGen's motion-primitive C-VAE) and its loss.
+- :mod:`.regressor` — :class:`MarkerRegressor` (markers -> SMPL-X, 3 refinement iterations).
+- :mod:`.body_layer` — :class:`BodyLayer` (differentiable markers, fast vertices).
+- :mod:`.train_prior` — ``run(cfg)`` for ``egosim train-prior``; :mod:`.metrics` — figures.
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ _EXPORTS: dict[str, str] = {
     "default_dataset": "data_dataset",
     "foot_contact_stats": "data_stats",
     "FootContactStats": "data_stats",
+    # model half
+    "MotionPrior": "prior",
+    "MarkerCVAE": "cvae",
+    "CVAEConfig": "cvae",
+    "MarkerRegressor": "regressor",
+    "RegressorConfig": "regressor",
+    "BodyLayer": "body_layer",
 }
 
 __all__ = sorted(_EXPORTS)
