@@ -41,12 +41,20 @@ def _run_train_prior(cfg: Any) -> None:
     print(f"train-prior: done ({len(summary)} summary entries in {cfg.output_dir}/summary.json)")
 
 
+def _run_prior_video(cfg: Any) -> None:
+    from egosim.prior_video import render_prior_video
+
+    render_prior_video(cfg)
+
+
 # name -> (default config, help, runner)
 _JOBS: dict[str, tuple[str, str, Callable[[Any], None]]] = {
     "demo": ("demo", "build an apartment, place posed bodies, write pictures", _run_demo),
     "scene": ("scene", "load a scene, print its statistics, write a top-down map", _run_scene),
     "train-prior": ("train_prior", "train the motion prior (C-VAE + SMPL-X regressor)",
                     _run_train_prior),
+    "prior-video": ("prior_video", "MP4 of random motion-prior rollouts on a floor grid",
+                    _run_prior_video),
 }
 
 

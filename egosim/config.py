@@ -100,9 +100,10 @@ class SceneJobConfig(_Strict):
 
 
 def _schemas() -> dict[str, type[BaseModel]]:
-    from egosim.config_motion import TrainPriorConfig
+    from egosim.config_motion import PriorVideoConfig, TrainPriorConfig
 
-    return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig}
+    return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig,
+            "prior_video": PriorVideoConfig}
 
 
 SCHEMAS: dict[str, type[BaseModel]] = _schemas()

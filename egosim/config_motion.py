@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["TrainPriorConfig", "DataSection", "CVAESection", "StageSection",
+__all__ = ["TrainPriorConfig", "PriorVideoConfig", "DataSection", "CVAESection", "StageSection",
            "RegressorSection"]
 
 
@@ -96,3 +96,22 @@ class TrainPriorConfig(_Strict):
     stage2: StageSection = Field(default_factory=lambda: StageSection(
         steps=300, batch_size=32, lr=1e-4))
     regressor: RegressorSection = Field(default_factory=RegressorSection)
+
+
+class PriorVideoConfig(_Strict):
+    """``egosim prior-video``: random rollouts of the motion prior on a floor grid (MP4)."""
+
+    checkpoint_dir: str | None = Field(None, description="folder with cvae.pt + regressor.pt "
+                                       "(null: the shipped checkpoints)")
+    num_bodies: int = Field(3, ge=1, le=8, description="rollouts shown side by side")
+    num_primitives: int = Field(10, ge=1, le=200, description="primitives per rollout")
+    seed: int = Field(0, ge=0, description="seed motions, latent codes and colours")
+    fps: float = Field(20.0, gt=0.0, le=40.0, description="video rate, Hz (motion is 40 fps)")
+    width: int = Field(480, ge=32, le=1920, description="video width, pixels")
+    height: int = Field(270, ge=32, le=1080, description="video height, pixels")
+    spacing: float = Field(1.5, gt=0.0, le=10.0, description="sideways gap between rollouts, m")
+    camera_distance: float = Field(5.0, gt=0.5, le=50.0, description="camera distance, m")
+    camera_height: float = Field(2.5, gt=0.0, le=20.0, description="camera height, m")
+    output: str = Field("outputs/prior_video.mp4", description="the MP4 written")
+    threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
+    progress: bool = Field(True, description="tqdm progress bar")
