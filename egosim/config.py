@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from egosim.config_base import StrictModel
 from egosim.paths import configs_dir
 
 __all__ = [
@@ -40,10 +41,6 @@ class ConfigError(ValueError):
     """A config file or override is malformed; the message names key, value and rule."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 def _check_scene_spec(value: str) -> str:
     if value in SCENE_SPECS:
         return value
@@ -56,7 +53,7 @@ def _check_scene_spec(value: str) -> str:
     )
 
 
-class SceneConfig(_Strict):
+class SceneConfig(StrictModel):
     """Which scene to build and how to derive its walkability and SDF.
 
     Units: metres.
@@ -75,7 +72,7 @@ class SceneConfig(_Strict):
         return _check_scene_spec(value)
 
 
-class DemoConfig(_Strict):
+class DemoConfig(StrictModel):
     """``egosim demo``: an apartment, posed bodies in walkable spots, pictures on disk."""
 
     scene: SceneConfig = Field(default_factory=SceneConfig)
@@ -91,7 +88,7 @@ class DemoConfig(_Strict):
     video_max_seconds: float = Field(30.0, gt=0.0, le=300.0, description="walk cut after, s")
 
 
-class SceneJobConfig(_Strict):
+class SceneJobConfig(StrictModel):
     """``egosim scene``: load a scene, print its statistics, write its top-down map."""
 
     scene: SceneConfig = Field(default_factory=SceneConfig)

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from egosim.config_base import StrictModel
 
 __all__ = ["TrainPriorConfig", "PriorVideoConfig", "DataSection", "CVAESection", "StageSection",
            "RegressorSection"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataSection(_Strict):
+class DataSection(StrictModel):
     """Where the primitives come from."""
 
     source: Literal["default", "npz", "synthetic"] = Field(
@@ -38,7 +36,7 @@ class DataSection(_Strict):
         return self
 
 
-class CVAESection(_Strict):
+class CVAESection(StrictModel):
     """C-VAE sizes and loss weights (DESIGN.md)."""
 
     hidden: int = Field(256, ge=8, le=2048, description="GRU width")
@@ -48,7 +46,7 @@ class CVAESection(_Strict):
     kl_weight: float = Field(0.001, ge=0.0, description="weight of the robust KL")
 
 
-class StageSection(_Strict):
+class StageSection(StrictModel):
     """One optimisation stage of the C-VAE."""
 
     steps: int = Field(2000, ge=0, description="optimiser steps")
@@ -58,7 +56,7 @@ class StageSection(_Strict):
                                 description="stage 2: primitives per rollout sequence")
 
 
-class RegressorSection(_Strict):
+class RegressorSection(StrictModel):
     """Markers -> SMPL-X regressor sizes, sampling and optimisation."""
 
     width: int = Field(128, ge=8, le=2048, description="MLP width")
@@ -73,7 +71,7 @@ class RegressorSection(_Strict):
     param_weight: float = Field(0.1, ge=0.0, description="weight of the parameter loss")
 
 
-class TrainPriorConfig(_Strict):
+class TrainPriorConfig(StrictModel):
     """``egosim train-prior``: stage 1, stage 2 and the regressor, then export."""
 
     seed: int = Field(0, ge=0, description="seed of data order, sampling and init")
@@ -98,7 +96,7 @@ class TrainPriorConfig(_Strict):
     regressor: RegressorSection = Field(default_factory=RegressorSection)
 
 
-class PriorVideoConfig(_Strict):
+class PriorVideoConfig(StrictModel):
     """``egosim prior-video``: random rollouts of the motion prior on a floor grid (MP4)."""
 
     checkpoint_dir: str | None = Field(None, description="folder with cvae.pt + regressor.pt "
