@@ -25,6 +25,8 @@ __all__ = [
     "SceneJobConfig",
     "SCHEMAS",
     "apply_overrides",
+    "check_scene_spec",
+    "format_validation_error",
     "load_config",
     "parse_overrides",
 ]
@@ -41,7 +43,9 @@ class ConfigError(ValueError):
     """A config file or override is malformed; the message names key, value and rule."""
 
 
-def _check_scene_spec(value: str) -> str:
+def check_scene_spec(value: str) -> str:
+    """Return ``value`` if it is a known scene spec or a mesh path; else ValueError listing
+    the valid specs."""
     if value in SCENE_SPECS:
         return value
     suffixes = (".obj", ".glb", ".gltf", ".ply")
@@ -69,7 +73,7 @@ class SceneConfig(StrictModel):
     @field_validator("spec")
     @classmethod
     def _valid_spec(cls, value: str) -> str:
-        return _check_scene_spec(value)
+        return check_scene_spec(value)
 
 
 class DemoConfig(StrictModel):
@@ -97,15 +101,18 @@ class SceneJobConfig(StrictModel):
 
 
 def _schemas() -> dict[str, type[BaseModel]]:
+    from egosim.config_env import CrowdEnvConfig, LocomotionEnvConfig
     from egosim.config_motion import PriorVideoConfig, TrainPriorConfig
 
     return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig,
-            "prior_video": PriorVideoConfig}
+            "prior_video": PriorVideoConfig, "env_locomotion": LocomotionEnvConfig,
+            "env_crowd": CrowdEnvConfig}
 
 
 SCHEMAS: dict[str, type[BaseModel]] = _schemas()
 
 M = TypeVar("M", bound=BaseModel)
+_check_scene_spec = check_scene_spec  # transitional name, still used by egosim.config_agent
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -157,7 +164,8 @@ def _section_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
+def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    """A readable message for a pydantic error: each bad key, its value and the rule."""
     lines = [f"invalid config {source}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
@@ -217,4 +225,4 @@ def load_config(
     try:
         return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise ConfigError(_format_error(str(path), exc, model)) from None
+        raise ConfigError(format_validation_error(str(path), exc, model)) from None

@@ -1,0 +1,194 @@
+"""Schemas of ``configs/env_locomotion.yaml`` and ``configs/env_crowd.yaml`` (issue 5).
+
+Every value of the EgoGen environments lives here: the scene and how often it changes, goal
+sampling and waypoints, the action scaling, ego-sensing, the reward weights (DESIGN.md,
+"Facts from the published systems") and the penetration rule, the episode length, the motion
+prior checkpoint, optional head cameras and the ``rgb_array`` view. Unknown keys and bad
+values are errors that name the key. Units: metres, degrees where named ``*_deg``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from egosim.config_base import StrictModel
+
+__all__ = ["ActionSection", "CameraSection", "CrowdEnvConfig", "CrowdSection",
+           "EpisodeSection", "GoalSection", "LocomotionEnvConfig", "PriorSection",
+           "RenderSection", "RewardSection", "RewardWeights", "SceneSection",
+           "SensingSection"]
+
+
+class SceneSection(StrictModel):
+    """Which scene each episode uses (``egosim.envs.scenes.load``)."""
+
+    spec: str = Field("procedural:apartment", description="scenes.load spec or mesh path")
+    seed: int | None = Field(None, ge=0, description="fixed scene seed; null: a new seed "
+                             "per episode, drawn from seed_range")
+    seed_range: tuple[int, int] = Field((0, 200), description="[low, high) of per-episode "
+                                        "scene seeds (keep evaluation seeds outside it)")
+    cache_size: int = Field(16, ge=1, le=4096, description="scenes kept in memory per process")
+    options: dict[str, Any] = Field(default_factory=dict, description="extra scenes.load "
+                                    "options (grid_resolution, body_radius, num_rooms, ...)")
+
+    @field_validator("spec")
+    @classmethod
+    def _valid_spec(cls, value: str) -> str:
+        from egosim.config import check_scene_spec
+
+        return check_scene_spec(value)
+
+    @field_validator("seed_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= value[0] < value[1]:
+            raise ValueError(f"seed_range must be [low, high) with 0 <= low < high; got {value}")
+        return value
+
+
+class GoalSection(StrictModel):
+    """Start/goal sampling and the waypoint route (metres, floor plane)."""
+
+    min_dist: float = Field(2.0, gt=0.0, description="shortest start-goal distance")
+    max_dist: float = Field(8.0, gt=0.0, description="longest start-goal distance")
+    metric: Literal["geodesic", "euclidean"] = Field("geodesic", description="how the "
+                                                     "start-goal distance is measured")
+    lookahead: float = Field(1.5, gt=0.0, le=10.0, description="the current target is the "
+                             "route point this far (along the route) past the pelvis")
+    success_radius: float = Field(0.3, gt=0.0, le=2.0, description="success: pelvis within "
+                                  "this floor-plane distance of the final goal")
+    heading_noise_deg: float = Field(45.0, ge=0.0, le=180.0, description="start heading: "
+                                     "towards the first target +- uniform noise, degrees")
+
+    @model_validator(mode="after")
+    def _order(self) -> GoalSection:
+        if self.max_dist <= self.min_dist:
+            raise ValueError(f"goal.max_dist ({self.max_dist}) must exceed goal.min_dist "
+                             f"({self.min_dist})")
+        return self
+
+
+class ActionSection(StrictModel):
+    """Action -> latent: ``z = scale * action`` with ``action`` in [-1, 1]^128."""
+
+    scale: float = Field(3.0, gt=0.0, le=20.0, description="latent per unit action "
+                         "(3: covers +-3 sigma of the N(0, I) prior)")
+
+
+class SensingSection(StrictModel):
+    """EgoGen's ego-sensing: horizontal rays from the eyes around the gaze direction."""
+
+    num_rays: int = Field(32, ge=1, le=1024, description="rays")
+    fov_deg: float = Field(180.0, gt=0.0, le=360.0, description="fan width, degrees")
+    max_range: float = Field(7.0, gt=0.0, le=100.0, description="ray length, m")
+    human_radius: float = Field(0.25, gt=0.0, le=1.0, description="radius of the vertical "
+                                "cylinder standing in for another human, m")
+    see_humans: bool = Field(True, description="other humans block rays (EgoGen: yes)")
+
+
+class RewardWeights(StrictModel):
+    """Weights of the EgoGen reward terms (DESIGN.md)."""
+
+    foot_skating: float = 0.3
+    floor_contact: float = 0.1
+    face_target: float = 0.1
+    look_at_target: float = 0.3
+    progress: float = 1.0
+    success: float = 0.5
+    penetration: float = 1.0
+    pose_prior: float = 0.1
+
+
+class RewardSection(StrictModel):
+    """Reward weights, thresholds and the two-stage penetration rule."""
+
+    weights: RewardWeights = Field(default_factory=RewardWeights)
+    skating_threshold: float = Field(0.075, ge=0.0, description="foot speed allowed before "
+                                     "skating costs, m/s")
+    contact_height: float = Field(0.02, ge=0.0, description="target lowest-foot height, m")
+    penetration_mode: Literal["soft", "strict"] = Field(
+        "soft", description="soft: penalty only (pre-training); strict: also terminate at "
+        ">= penetration_limit penetrating vertices in a frame (fine-tuning)")
+    penetration_limit: int = Field(40, ge=1, description="strict mode threshold, vertices")
+    penetration_vertices: int = Field(256, ge=16, le=10475, description="fixed subsample of "
+                                      "non-foot body vertices tested against the scene SDF")
+
+
+class EpisodeSection(StrictModel):
+    """Episode length (one step = one 20-frame primitive = 0.45 s of new motion)."""
+
+    max_steps: int = Field(60, ge=1, le=100000, description="truncation step limit")
+
+
+class PriorSection(StrictModel):
+    """The motion prior (the transition model)."""
+
+    path: str | None = Field(None, description="checkpoint folder (cvae.pt, regressor.pt); "
+                             "null: the shipped checkpoints")
+
+
+class CameraSection(StrictModel):
+    """Optional head cameras (``egosim.sensors.CameraSpec`` fields, one dict each)."""
+
+    specs: list[dict[str, Any]] = Field(default_factory=list, description="camera specs; "
+                                        "empty: no images in the observation")
+
+    @field_validator("specs")
+    @classmethod
+    def _valid_specs(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from egosim.sensors.spec import CameraSpec
+
+        uuids = set()
+        for i, d in enumerate(value):
+            try:
+                spec = CameraSpec(**d)
+            except Exception as exc:  # pydantic or TypeError: name the entry
+                raise ValueError(f"cameras.specs[{i}] is not a valid CameraSpec: {exc}") from None
+            if spec.modality not in ("rgb", "depth", "semantic"):
+                raise ValueError(f"cameras.specs[{i}].modality must be rgb, depth or semantic "
+                                 f"in an env observation; got {spec.modality!r}")
+            if spec.uuid in uuids or spec.uuid in OBS_KEYS:
+                raise ValueError(f"cameras.specs[{i}].uuid {spec.uuid!r} repeats another uuid "
+                                 f"or an observation key ({', '.join(OBS_KEYS)})")
+            uuids.add(spec.uuid)
+        return value
+
+
+OBS_KEYS = ("markers", "goal_dirs", "ego_sensing", "goal_distance", "time_left")
+
+
+class RenderSection(StrictModel):
+    """The ``rgb_array`` third-person (top-down) view."""
+
+    pixels_per_m: int = Field(40, ge=5, le=200, description="map scale")
+    size: int = Field(256, ge=64, le=2048, description="square view size, pixels")
+
+
+class LocomotionEnvConfig(StrictModel):
+    """``egosim/EgoLocomotion-v0``: one human walks to a goal."""
+
+    scene: SceneSection = Field(default_factory=SceneSection)
+    goal: GoalSection = Field(default_factory=GoalSection)
+    action: ActionSection = Field(default_factory=ActionSection)
+    sensing: SensingSection = Field(default_factory=SensingSection)
+    reward: RewardSection = Field(default_factory=RewardSection)
+    episode: EpisodeSection = Field(default_factory=EpisodeSection)
+    prior: PriorSection = Field(default_factory=PriorSection)
+    cameras: CameraSection = Field(default_factory=CameraSection)
+    render: RenderSection = Field(default_factory=RenderSection)
+
+
+class CrowdSection(StrictModel):
+    """How many humans share a scene and how far apart they start."""
+
+    num_humans: int = Field(4, ge=2, le=64, description="humans per scene")
+    min_separation: float = Field(1.0, gt=0.0, le=10.0, description="smallest start-start "
+                                  "and goal-goal distance, m")
+
+
+class CrowdEnvConfig(LocomotionEnvConfig):
+    """``egosim/EgoCrowd-v0``: several humans, each with its own goal, in one scene."""
+
+    crowd: CrowdSection = Field(default_factory=CrowdSection)
