@@ -7,4 +7,6 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__"]
 
-__import__("egosim.envs.registration", fromlist=["register_envs"]).register_envs()
+from egosim.envs.registration import register_envs as _register_envs  # noqa: E402
+
+_register_envs()  # egosim/EgoLocomotion-v0, egosim/EgoCrowd-v0 (string entry points)
