@@ -47,6 +47,18 @@ def _run_prior_video(cfg: Any) -> None:
     render_prior_video(cfg)
 
 
+def _run_train_agent(cfg: Any) -> None:
+    from egosim.agents.train import run_train
+
+    run_train(cfg)
+
+
+def _run_eval_agent(cfg: Any) -> None:
+    from egosim.agents.evaluate import run_eval
+
+    run_eval(cfg)
+
+
 # name -> (default config, help, runner)
 _JOBS: dict[str, tuple[str, str, Callable[[Any], None]]] = {
     "demo": ("demo", "build an apartment, place posed bodies, write pictures", _run_demo),
@@ -55,6 +67,10 @@ _JOBS: dict[str, tuple[str, str, Callable[[Any], None]]] = {
                     _run_train_prior),
     "prior-video": ("prior_video", "MP4 of random motion-prior rollouts on a floor grid",
                     _run_prior_video),
+    "train-agent": ("train_agent", "train the ego-sensing PPO agent (two stages, resume)",
+                    _run_train_agent),
+    "eval-agent": ("eval_agent", "evaluate a policy: success, penetration, skating; JSON/PNG",
+                   _run_eval_agent),
 }
 
 

@@ -101,18 +101,19 @@ class SceneJobConfig(StrictModel):
 
 
 def _schemas() -> dict[str, type[BaseModel]]:
+    from egosim.config_agent import EvalAgentConfig, TrainAgentConfig
     from egosim.config_env import CrowdEnvConfig, LocomotionEnvConfig
     from egosim.config_motion import PriorVideoConfig, TrainPriorConfig
 
     return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig,
             "prior_video": PriorVideoConfig, "env_locomotion": LocomotionEnvConfig,
-            "env_crowd": CrowdEnvConfig}
+            "env_crowd": CrowdEnvConfig, "train_agent": TrainAgentConfig,
+            "eval_agent": EvalAgentConfig}
 
 
 SCHEMAS: dict[str, type[BaseModel]] = _schemas()
 
 M = TypeVar("M", bound=BaseModel)
-_check_scene_spec = check_scene_spec  # transitional name, still used by egosim.config_agent
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:

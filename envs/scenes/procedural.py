@@ -121,19 +121,22 @@ def _q(v: float, step: float = 0.05) -> float:
     return round(round(v / step) * step, 6)
 
 
-def _split(rng: np.random.Generator, lo, hi, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _split(rng: np.random.Generator, lo, hi, k: int,
+           balanced: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     if k == 1:
         return [(np.array(lo, float), np.array(hi, float))]
     size = np.subtract(hi, lo)
     axis = int(size[1] > size[0])
-    k1 = int(rng.integers(1, k))
+    # balanced: split k rooms into halves (k // 2 or (k + 1) // 2), which keeps rooms of
+    # 5-6 room apartments near square; otherwise any 1..k-1.
+    k1 = int(rng.integers(k // 2, (k + 1) // 2 + 1)) if balanced else int(rng.integers(1, k))
     frac = k1 / k + rng.uniform(-0.08, 0.08)
     cut = _q(lo[axis] + frac * size[axis])
     hi1 = list(hi)
     hi1[axis] = cut
     lo2 = list(lo)
     lo2[axis] = cut
-    return _split(rng, lo, hi1, k1) + _split(rng, lo2, hi, k - k1)
+    return _split(rng, lo, hi1, k1, balanced) + _split(rng, lo2, hi, k - k1, balanced)
 
 
 def _shared_wall(a: Room, b: Room) -> tuple[int, float, float, float] | None:
@@ -155,16 +158,20 @@ def split_layout(
 ) -> tuple[list[Room], list[Door]]:
     """Rooms (recursive split) and doorways (spanning tree + extras), footprint centred.
 
+    The first 500 tries split a room count anywhere; if none fits the room-side limits
+    (common for 5 rooms), 500 more tries split counts in halves.
+
     Raises:
-        RuntimeError: no valid layout after 500 tries (does not happen for 1-6 rooms).
+        RuntimeError: no valid layout after 1000 tries.
     """
     kinds = list(_ROOM_KINDS)
-    for _ in range(500):
+    for attempt in range(1000):
         area = num_rooms * rng.uniform(12.0, 26.0)
         aspect = rng.uniform(1.0, 1.8)
         w = _q(np.sqrt(area * aspect), 0.1)
         d = _q(area / w, 0.1)
-        rects = _split(rng, (-_q(w / 2), -_q(d / 2)), (w - _q(w / 2), d - _q(d / 2)), num_rooms)
+        rects = _split(rng, (-_q(w / 2), -_q(d / 2)), (w - _q(w / 2), d - _q(d / 2)), num_rooms,
+                       balanced=attempt >= 500)
         sizes = np.array([h - lo for lo, h in rects])
         if sizes.min() < side[0] - 1e-9 or sizes.max() > side[1] + 1e-9:
             continue

@@ -1,0 +1,118 @@
+"""EgoGen-shaped features for stable-baselines3's actor-critic.
+
+:class:`EgoGenExtractor` turns one EgoLocomotion observation (``egosim.envs.locomotion``;
+local body frame, metres) into a feature vector; SB3's ``MultiInputPolicy`` then puts the
+actor and critic MLPs (``net_arch``) on top and a diagonal Gaussian over the action
+``Box(-1, 1, (128,))`` (the prior's latent divided by ``action.scale``).
+
+=============  ==========  =====================================================  ========
+input key      shape       encoder                                                features
+=============  ==========  =====================================================  ========
+markers        (B, 402)    2 frames x (67 markers xyz ++ 67 unit goal vectors)    hidden
+goal_dirs      (B, 201)    -> GRU(402 -> hidden) over the 2 frames, last state
+ego_sensing    (B, 32)     MLP [sensing, sensing] (Tanh); absent if ablated       sensing
+goal_distance  (B, 1)      sin/cos of 2^k * pi * x, k < pe_frequencies            2 * F
+time_left      (B, 1)      same                                                   2 * F
+=============  ==========  =====================================================  ========
+
+EgoGen encodes the marker history with a GRU; here the goal vectors of the latest frame are
+appended to both frames so that the GRU sees body and goal together.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+__all__ = ["EgoGenExtractor", "sinusoidal_encoding", "policy_kwargs"]
+
+HISTORY = 2  # frames of markers in the observation
+
+
+def sinusoidal_encoding(x: torch.Tensor, frequencies: int) -> torch.Tensor:
+    """Positional encoding of scalars in [0, 1].
+
+    Args:
+        x: ``(B, 1)`` values (goal distance ``1 / (d + 1)`` or time left).
+        frequencies: ``F``, frequencies ``2^k * pi`` for ``k < F``.
+
+    Returns:
+        ``(B, 2 F)``: ``[sin(2^k pi x)..., cos(2^k pi x)...]``.
+    """
+    k = torch.arange(frequencies, dtype=x.dtype, device=x.device)
+    ang = x * (math.pi * 2.0 ** k)  # (B, F)
+    return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
+
+
+class EgoGenExtractor(BaseFeaturesExtractor):
+    """Marker-history GRU + ego-sensing MLP + positional codes (see the module docstring).
+
+    Args:
+        observation_space: the single-human EgoLocomotion ``Dict`` space.
+        marker_hidden: GRU hidden size (EgoGen: 256 in the prior; 128 here).
+        sensing_hidden: ego-sensing MLP width.
+        pe_frequencies: frequencies of each positional encoding.
+        use_ego_sensing: False drops the rays (the ablation without ego-sensing).
+    """
+
+    def __init__(self, observation_space: gym.spaces.Dict, marker_hidden: int = 128,
+                 sensing_hidden: int = 64, pe_frequencies: int = 6,
+                 use_ego_sensing: bool = True) -> None:
+        spaces = observation_space.spaces
+        for key in ("markers", "goal_dirs", "goal_distance", "time_left") + (
+                ("ego_sensing",) if use_ego_sensing else ()):
+            if key not in spaces:
+                raise ValueError(f"EgoGenExtractor needs observation key {key!r}; the space "
+                                 f"has {sorted(spaces)}")
+        m_dim = spaces["markers"].shape[0]
+        g_dim = spaces["goal_dirs"].shape[0]
+        if m_dim != HISTORY * g_dim or spaces["goal_distance"].shape != (1,):
+            raise ValueError(f"markers ({m_dim}) must hold {HISTORY} frames of goal_dirs' "
+                             f"{g_dim} values: a single-human observation space is needed")
+        n_rays = spaces["ego_sensing"].shape[0] if use_ego_sensing else 0
+        features = marker_hidden + (sensing_hidden if use_ego_sensing else 0) \
+            + 4 * pe_frequencies
+        super().__init__(observation_space, features_dim=features)
+        self.frame_dim = g_dim
+        self.pe_frequencies = pe_frequencies
+        self.use_ego_sensing = use_ego_sensing
+        self.gru = nn.GRU(2 * g_dim, marker_hidden, batch_first=True)
+        self.sensing = nn.Sequential(
+            nn.Linear(n_rays, sensing_hidden), nn.Tanh(),
+            nn.Linear(sensing_hidden, sensing_hidden), nn.Tanh(),
+        ) if use_ego_sensing else None
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``obs`` (batched, see the module table) -> ``(B, features_dim)``."""
+        b = obs["markers"].shape[0]
+        frames = obs["markers"].reshape(b, HISTORY, self.frame_dim)
+        goal = obs["goal_dirs"].reshape(b, 1, self.frame_dim).expand(b, HISTORY, -1)
+        _, h = self.gru(torch.cat([frames, goal], dim=-1))  # h: (1, B, hidden)
+        parts = [h[0]]
+        if self.sensing is not None:
+            parts.append(self.sensing(obs["ego_sensing"]))
+        parts.append(sinusoidal_encoding(obs["goal_distance"], self.pe_frequencies))
+        parts.append(sinusoidal_encoding(obs["time_left"], self.pe_frequencies))
+        return torch.cat(parts, dim=-1)
+
+
+def policy_kwargs(marker_hidden: int, sensing_hidden: int, pe_frequencies: int,
+                  use_ego_sensing: bool, net_arch_pi: list[int], net_arch_vf: list[int],
+                  log_std_init: float) -> dict[str, Any]:
+    """``policy_kwargs`` for ``PPO("MultiInputPolicy", ...)`` with :class:`EgoGenExtractor`."""
+    return {
+        "features_extractor_class": EgoGenExtractor,
+        "features_extractor_kwargs": {"marker_hidden": marker_hidden,
+                                      "sensing_hidden": sensing_hidden,
+                                      "pe_frequencies": pe_frequencies,
+                                      "use_ego_sensing": use_ego_sensing},
+        "net_arch": {"pi": list(net_arch_pi), "vf": list(net_arch_vf)},
+        "activation_fn": nn.Tanh,
+        "log_std_init": log_std_init,
+        "ortho_init": True,
+    }

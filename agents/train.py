@@ -1,0 +1,198 @@
+"""PPO (stable-baselines3) on the batched EgoLocomotion env, EgoGen's two-stage schedule.
+
+Read top to bottom: the config (:class:`egosim.config_agent.TrainAgentConfig`) holds every
+hyper-parameter; :func:`run_train` builds the batched env (``num_envs`` humans stepped in
+one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")`` with
+:class:`egosim.agents.policy.EgoGenExtractor`, and trains stage after stage (default:
+``pretrain`` with soft penetration and weight 1, then ``finetune`` with strict penetration,
+ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). Checkpoints are
+``output_dir/checkpoints/ppo_<steps>_steps.zip``; with ``resume: true`` the latest one is
+loaded, its step count decides the stage, and training continues to the stage budgets.
+
+    python -m egosim.agents.train output_dir=outputs/ppo num_envs=64
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+from egosim.agents.policy import policy_kwargs
+from egosim.config_agent import StageSection, TrainAgentConfig, env_config
+
+__all__ = ["make_train_env", "build_model", "latest_checkpoint", "run_train", "main"]
+
+_CKPT = re.compile(r"^ppo_(\d+)_steps\.zip$")
+
+
+def make_train_env(cfg: TrainAgentConfig, stage: StageSection, seed: int) -> VecEnv:
+    """The batched env of one stage: ``cfg.env`` overrides plus the stage's penetration
+    rule and weight, wrapped in ``VecMonitor`` (episode returns and ``is_success``)."""
+    from egosim.envs.vector import SB3VecEnv
+
+    env_cfg = env_config(cfg.env, {"reward.penetration_mode": stage.penetration_mode,
+                                   "reward.weights.penetration": stage.penetration_weight})
+    venv = SB3VecEnv(num_envs=cfg.num_envs, config=env_cfg)
+    venv.seed(seed)
+    return VecMonitor(venv)
+
+
+def build_model(cfg: TrainAgentConfig, env: VecEnv, tensorboard_log: str | None) -> PPO:
+    """A fresh ``PPO`` with the config's hyper-parameters and the EgoGen-shaped policy."""
+    p = cfg.policy
+    return PPO("MultiInputPolicy", env, seed=cfg.seed, device="cpu", verbose=0,
+               tensorboard_log=tensorboard_log,
+               policy_kwargs=policy_kwargs(p.marker_hidden, p.sensing_hidden,
+                                           p.pe_frequencies, p.use_ego_sensing,
+                                           p.net_arch_pi, p.net_arch_vf, p.log_std_init),
+               **cfg.ppo.model_dump())
+
+
+def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
+    """``(path, steps)`` of the ``ppo_<steps>_steps.zip`` with most steps, or None."""
+    best: tuple[Path, int] | None = None
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for f in folder.iterdir():
+        m = _CKPT.match(f.name)
+        if m and (best is None or int(m.group(1)) > best[1]):
+            best = (f, int(m.group(1)))
+    return best
+
+
+class _Progress(BaseCallback):
+    """tqdm bar over env steps; at every rollout's end logs the mean penetrating vertices
+    per frame and the weighted reward terms of the rollout's steps to TensorBoard."""
+
+    def __init__(self, total: int, desc: str, show: bool) -> None:
+        super().__init__()
+        self.total, self.desc, self.show = total, desc, show
+        self.bar: Any = None
+        self._pen: list[float] = []
+        self._terms: dict[str, list[float]] = {}
+
+    def _on_training_start(self) -> None:
+        if self.show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=min(self.num_timesteps, self.total),
+                            desc=self.desc, unit="step", dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            self._pen.append(float(info.get("penetration_per_frame", 0.0)))
+            for k, v in info.get("reward_terms", {}).items():
+                self._terms.setdefault(k, []).append(float(v))
+        if self.bar is not None:
+            self.bar.n = min(self.num_timesteps, self.total)
+            self.bar.refresh()
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self._pen:
+            self.logger.record("egosim/penetration_per_frame", float(np.mean(self._pen)))
+        for k, v in self._terms.items():
+            self.logger.record(f"reward_terms/{k}", float(np.mean(v)))
+        self._pen, self._terms = [], {}
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
+    """Train (or resume) and write ``output_dir/final.zip`` and ``summary.json``.
+
+    Returns:
+        The summary: steps, wall seconds, env steps per second of this process, per-stage
+        ``ep_rew_mean`` and ``success_rate`` of the last episodes (SB3's 100-episode window).
+    """
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.output_dir)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    tb = str(out / "tensorboard") if cfg.tensorboard else None
+
+    ends = np.cumsum([s.timesteps for s in cfg.stages]).tolist()
+    model: PPO | None = None
+    found = latest_checkpoint(ckpt_dir) if cfg.resume else None
+    start_steps = found[1] if found else 0
+    t0, summary = time.perf_counter(), {"stages": {}}
+    for i, stage in enumerate(cfg.stages):
+        if start_steps >= ends[i] and (model is None or model.num_timesteps >= ends[i]):
+            continue  # finished before the resume point
+        env = make_train_env(cfg, stage, cfg.seed + 7919 * i + start_steps)
+        if model is None and found is not None:
+            model = PPO.load(found[0], env=env, device="cpu", tensorboard_log=tb)
+            print(f"train-agent: resumed from {found[0]} at {model.num_timesteps} steps",
+                  file=sys.stderr)
+        elif model is None:
+            model = build_model(cfg, env, tb)
+        else:
+            model.set_env(env)
+        remaining = ends[i] - model.num_timesteps
+        if remaining > 0:
+            callbacks = CallbackList([
+                CheckpointCallback(max(1, cfg.checkpoint_every // cfg.num_envs),
+                                   str(ckpt_dir), name_prefix="ppo"),
+                _Progress(ends[i], f"{stage.name} ({stage.penetration_mode})", cfg.progress),
+            ])
+            model.learn(remaining, callback=callbacks, tb_log_name=stage.name,
+                        reset_num_timesteps=False)
+            model.save(ckpt_dir / f"ppo_{model.num_timesteps}_steps.zip")
+        ep = list(model.ep_info_buffer)
+        summary["stages"][stage.name] = {
+            "end_steps": int(model.num_timesteps),
+            "ep_rew_mean": float(np.mean([e["r"] for e in ep])) if ep else None,
+            "success_rate": float(np.mean(model.ep_success_buffer))
+            if model.ep_success_buffer else None,
+        }
+        env.close()
+    if model is None:  # everything was done already: load the final checkpoint
+        model = PPO.load(found[0], device="cpu") if found else None
+    wall = time.perf_counter() - t0
+    done = (model.num_timesteps if model else 0) - start_steps
+    summary.update({"timesteps": int(model.num_timesteps) if model else 0,
+                    "resumed_from": start_steps, "wall_s": wall,
+                    "env_steps_per_s": done / wall if wall > 0 else 0.0})
+    if model is not None:
+        model.save(out / "final.zip")
+        if cfg.export_path:
+            Path(cfg.export_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "final.zip", cfg.export_path)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m egosim.agents.train [--config PATH] key=value ...``."""
+    from egosim.config import ConfigError, load_config
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    config = "train_agent"
+    if len(args) >= 2 and args[0] == "--config":
+        config, args = args[1], args[2:]
+    try:
+        cfg = load_config(config, args, schema=TrainAgentConfig)
+    except ConfigError as exc:
+        print(f"train-agent: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(run_train(cfg), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

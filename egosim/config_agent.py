@@ -1,0 +1,201 @@
+"""Schemas of ``configs/train_agent.yaml`` and ``configs/eval_agent.yaml`` (issue 5, agent).
+
+Every hyper-parameter of the PPO agent lives here (CleanRL style: one visible config):
+EgoGen's PPO settings as defaults (DESIGN.md), the policy's encoder sizes, the two training
+stages (soft penetration, then strict) and the evaluation protocol. The environment is the
+shipped ``env_locomotion`` config plus dotted ``env`` overrides, validated against
+:class:`egosim.config_env.LocomotionEnvConfig` when the config is loaded. Unknown keys and
+bad values are errors that name the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from egosim.config_base import StrictModel
+
+__all__ = ["PPOSection", "PolicySection", "StageSection", "TrainAgentConfig",
+           "EvalAgentConfig", "env_config"]
+
+
+def env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
+    """The shipped ``env_locomotion`` config with ``overrides`` (then ``extra``) applied.
+
+    Keys may be dotted (``{"scene.seed": 3}``) or nested (``{"scene": {"seed": 3}}``, what a
+    ``env.scene.seed=3`` command-line override gives); both set single leaves.
+
+    Raises:
+        egosim.config.ConfigError: an override names an unknown key or a bad value.
+    """
+    from egosim.config import load_config
+    from egosim.config_env import LocomotionEnvConfig
+
+    flat = {**_flatten(overrides), **_flatten(extra or {})}
+    return load_config("env_locomotion", flat, schema=LocomotionEnvConfig)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _check_env(value: dict[str, Any], field: str) -> dict[str, Any]:
+    from egosim.config import ConfigError
+
+    try:
+        env_config(value)
+    except ConfigError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+    return value
+
+
+class PPOSection(StrictModel):
+    """stable-baselines3 ``PPO`` arguments (EgoGen's values where it has them)."""
+
+    learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
+    n_steps: int = Field(32, ge=2, description="steps per env per rollout")
+    batch_size: int = Field(512, ge=2, description="minibatch (transitions)")
+    n_epochs: int = Field(4, ge=1, le=100)
+    gamma: float = Field(0.99, gt=0.0, le=1.0, description="EgoGen: 0.99")
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0, description="EgoGen: 0.95")
+    clip_range: float = Field(0.1, gt=0.0, le=1.0, description="EgoGen: 0.1")
+    ent_coef: float = Field(0.01, ge=0.0, description="EgoGen: 0.01")
+    vf_coef: float = Field(1.0, ge=0.0, description="EgoGen: 1")
+    max_grad_norm: float = Field(0.1, gt=0.0, description="EgoGen: 0.1")
+    target_kl: float | None = Field(0.02, gt=0.0, description="EgoGen: early stop at 0.02")
+
+
+class PolicySection(StrictModel):
+    """:class:`egosim.agents.policy.EgoGenExtractor` and the actor-critic heads."""
+
+    use_ego_sensing: bool = Field(True, description="false: the ablation without rays")
+    marker_hidden: int = Field(128, ge=8, le=1024, description="marker-history GRU width")
+    sensing_hidden: int = Field(64, ge=4, le=1024, description="ego-sensing MLP width")
+    pe_frequencies: int = Field(6, ge=1, le=16, description="positional-encoding frequencies")
+    net_arch_pi: list[int] = Field([256, 256], description="actor MLP widths")
+    net_arch_vf: list[int] = Field([256, 256], description="critic MLP widths")
+    log_std_init: float = Field(-1.1, ge=-5.0, le=1.0, description="initial log std of the "
+                                "action (action = z / 3: -1.1 gives std ~ 1 in z)")
+
+    @field_validator("net_arch_pi", "net_arch_vf")
+    @classmethod
+    def _widths(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 1 for w in value):
+            raise ValueError(f"net_arch widths must be a non-empty list of positive ints; "
+                             f"got {value}")
+        return value
+
+
+class StageSection(StrictModel):
+    """One training stage (EgoGen: pre-train soft, then fine-tune strict)."""
+
+    name: str = Field(..., min_length=1)
+    timesteps: int = Field(..., ge=1, description="env steps (primitives) in this stage")
+    penetration_mode: Literal["soft", "strict"] = Field(..., description="soft: penalty "
+                                                        "only; strict: end at >= 40 vertices")
+    penetration_weight: float = Field(..., ge=0.0, description="reward.weights.penetration "
+                                      "(EgoGen: 1 pre-training, 0.1 fine-tuning)")
+
+
+def _default_stages() -> list[StageSection]:
+    return [StageSection(name="pretrain", timesteps=100_000, penetration_mode="soft",
+                         penetration_weight=1.0),
+            StageSection(name="finetune", timesteps=40_000, penetration_mode="strict",
+                         penetration_weight=0.1)]
+
+
+class TrainAgentConfig(StrictModel):
+    """``egosim train-agent``: PPO on the batched EgoLocomotion env."""
+
+    seed: int = Field(0, ge=0, description="env seeds (s + i per sub-env) and initial weights")
+    output_dir: str = Field("outputs/train_agent", description="checkpoints/, tensorboard/, "
+                            "final.zip, summary.json")
+    export_path: str | None = Field(None, description="copy of the final policy .zip "
+                                    "(null: none)")
+    num_envs: int = Field(64, ge=1, le=4096, description="humans stepped together")
+    threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
+    checkpoint_every: int = Field(20_000, ge=1, description="env steps between checkpoints")
+    tensorboard: bool = True
+    progress: bool = Field(True, description="tqdm progress bar")
+    resume: bool = Field(True, description="continue from the latest checkpoint in "
+                         "output_dir/checkpoints")
+    env: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the "
+                                "shipped env_locomotion config")
+    ppo: PPOSection = Field(default_factory=PPOSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+    stages: list[StageSection] = Field(default_factory=_default_stages)
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_env(value, "env")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainAgentConfig:
+        if not self.stages:
+            raise ValueError("stages must name at least one stage")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stages names must be unique; got {names}")
+        rollout = self.num_envs * self.ppo.n_steps
+        if self.ppo.batch_size > rollout:
+            raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) must not exceed "
+                             f"num_envs * ppo.n_steps ({rollout})")
+        return self
+
+
+class EvalAgentConfig(StrictModel):
+    """``egosim eval-agent``: metrics of a policy (and baselines) on held-out scenes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    policy: str | None = Field(None, description="PPO .zip; null: the shipped policy")
+    baselines: list[Literal["prior", "zero", "scripted"]] = Field(
+        ["prior"], description="also run: prior (z ~ N(0, I), the motion prior's own "
+        "rollouts), zero (z = 0, the prior's mean latent), scripted (sampling controller, "
+        "egosim.agents.scripted)")
+    episodes: int = Field(64, ge=1, le=100_000, description="episodes per controller")
+    seed: int = Field(100_000, ge=0, description="sub-env i's generator seed is seed + i")
+    scene: str = Field("procedural:apartment", description="scenes.load spec")
+    scene_seeds: tuple[int, int] = Field((1000, 2000), description="[low, high) held-out "
+                                         "scene seeds (training uses scene.seed_range)")
+    crowd: bool = Field(False, description="EgoCrowd: the policy drives every human")
+    num_humans: int = Field(4, ge=2, le=64, description="humans per scene when crowd")
+    num_envs: int = Field(16, ge=1, le=4096, description="worlds stepped together")
+    deterministic: bool = Field(True, description="policy mean instead of samples")
+    threads: int = Field(2, ge=1, le=256)
+    print_json: bool = Field(False, alias="json", description="print the metrics as one "
+                             "JSON object (override key: json)")
+    output_dir: str = Field("outputs/eval_agent", description="metrics.json, metrics.png")
+    plot: bool = True
+    progress: bool = True
+    env: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the "
+                                "shipped env config")
+
+    @field_validator("scene")
+    @classmethod
+    def _valid_scene(cls, value: str) -> str:
+        from egosim.config import check_scene_spec
+
+        return check_scene_spec(value)
+
+    @field_validator("scene_seeds")
+    @classmethod
+    def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= value[0] < value[1]:
+            raise ValueError(f"scene_seeds must be [low, high) with 0 <= low < high; got "
+                             f"{value}")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_env(value, "env")
