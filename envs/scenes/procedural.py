@@ -159,13 +159,13 @@ def split_layout(
     """Rooms (recursive split) and doorways (spanning tree + extras), footprint centred.
 
     The first 500 tries split a room count anywhere; if none fits the room-side limits
-    (common for 5 rooms), 500 more tries split counts in halves.
+    (common for 5 rooms), up to 2500 more tries split counts in halves.
 
     Raises:
-        RuntimeError: no valid layout after 1000 tries.
+        RuntimeError: no valid layout after 3000 tries.
     """
     kinds = list(_ROOM_KINDS)
-    for attempt in range(1000):
+    for attempt in range(3000):
         area = num_rooms * rng.uniform(12.0, 26.0)
         aspect = rng.uniform(1.0, 1.8)
         w = _q(np.sqrt(area * aspect), 0.1)
