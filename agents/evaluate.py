@@ -307,21 +307,11 @@ def run_eval(cfg: EvalAgentConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m egosim.agents.evaluate [--config PATH] episodes=N seed=S scene=SPEC
-    json=true ...``."""
-    from egosim.config import ConfigError, load_config
+    """``python -m egosim.agents.evaluate [--config PATH] key=value ...``: the same as
+    ``egosim eval-agent`` (one parser, :mod:`egosim.cli`)."""
+    from egosim.cli import main as cli_main
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    config = "eval_agent"
-    if len(args) >= 2 and args[0] == "--config":
-        config, args = args[1], args[2:]
-    try:
-        cfg = load_config(config, args, schema=EvalAgentConfig)
-    except ConfigError as exc:
-        print(f"eval-agent: {exc}", file=sys.stderr)
-        return 2
-    run_eval(cfg)
-    return 0
+    return cli_main(["eval-agent", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

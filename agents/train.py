@@ -178,20 +178,11 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m egosim.agents.train [--config PATH] key=value ...``."""
-    from egosim.config import ConfigError, load_config
+    """``python -m egosim.agents.train [--config PATH] key=value ...``: the same as
+    ``egosim train-agent`` (one parser, :mod:`egosim.cli`)."""
+    from egosim.cli import main as cli_main
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    config = "train_agent"
-    if len(args) >= 2 and args[0] == "--config":
-        config, args = args[1], args[2:]
-    try:
-        cfg = load_config(config, args, schema=TrainAgentConfig)
-    except ConfigError as exc:
-        print(f"train-agent: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(run_train(cfg), indent=2))
-    return 0
+    return cli_main(["train-agent", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -48,9 +48,11 @@ def _run_prior_video(cfg: Any) -> None:
 
 
 def _run_train_agent(cfg: Any) -> None:
+    import json
+
     from egosim.agents.train import run_train
 
-    run_train(cfg)
+    print(json.dumps(run_train(cfg), indent=2, default=str))
 
 
 def _run_eval_agent(cfg: Any) -> None:

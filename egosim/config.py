@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMAS",
     "apply_overrides",
     "check_scene_spec",
+    "check_seed_range",
     "format_validation_error",
     "load_config",
     "parse_overrides",
@@ -55,6 +56,14 @@ def check_scene_spec(value: str) -> str:
         f"unknown scene spec {value!r}; use one of {', '.join(SCENE_SPECS)} "
         f"or a path to a mesh file ({', '.join(suffixes)})"
     )
+
+
+def check_seed_range(name: str, value: tuple[int, int]) -> tuple[int, int]:
+    """Return ``value`` if it is a half-open seed range ``[low, high)`` with
+    ``0 <= low < high``; else ValueError naming the field ``name``."""
+    if not 0 <= value[0] < value[1]:
+        raise ValueError(f"{name} must be [low, high) with 0 <= low < high; got {value}")
+    return value
 
 
 class SceneConfig(StrictModel):

@@ -190,10 +190,9 @@ class EvalAgentConfig(StrictModel):
     @field_validator("scene_seeds")
     @classmethod
     def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not 0 <= value[0] < value[1]:
-            raise ValueError(f"scene_seeds must be [low, high) with 0 <= low < high; got "
-                             f"{value}")
-        return value
+        from egosim.config import check_seed_range
+
+        return check_seed_range("scene_seeds", value)
 
     @field_validator("env")
     @classmethod

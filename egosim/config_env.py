@@ -43,9 +43,9 @@ class SceneSection(StrictModel):
     @field_validator("seed_range")
     @classmethod
     def _valid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not 0 <= value[0] < value[1]:
-            raise ValueError(f"seed_range must be [low, high) with 0 <= low < high; got {value}")
-        return value
+        from egosim.config import check_seed_range
+
+        return check_seed_range("seed_range", value)
 
 
 class GoalSection(StrictModel):
