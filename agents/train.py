@@ -5,7 +5,9 @@ hyper-parameter; :func:`run_train` builds the batched env (``num_envs`` humans s
 one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")`` with
 :class:`egosim.agents.policy.EgoGenExtractor`, and trains stage after stage (default:
 ``pretrain`` with soft penetration and weight 1, then ``finetune`` with strict penetration,
-ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). Checkpoints are
+ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). With
+``imitation.steps > 0`` a fresh run first imitates the privileged sampling planner (DAgger,
+:mod:`egosim.agents.imitation`) and PPO starts from those weights. Checkpoints are
 ``output_dir/checkpoints/ppo_<steps>_steps.zip``; with ``resume: true`` the latest one is
 loaded, its step count decides the stage, and training continues to the stage budgets.
 
@@ -31,7 +33,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from egosim.agents.policy import policy_kwargs
 from egosim.config_agent import StageSection, TrainAgentConfig, env_config
 
-__all__ = ["make_train_env", "build_model", "latest_checkpoint", "run_train", "main"]
+__all__ = ["make_train_env", "build_model", "warm_start", "latest_checkpoint", "run_train",
+           "main"]
 
 _CKPT = re.compile(r"^ppo_(\d+)_steps\.zip$")
 
@@ -57,6 +60,31 @@ def build_model(cfg: TrainAgentConfig, env: VecEnv, tensorboard_log: str | None)
                                            p.pe_frequencies, p.use_ego_sensing,
                                            p.net_arch_pi, p.net_arch_vf, p.log_std_init),
                **cfg.ppo.model_dump())
+
+
+def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
+               ) -> dict[str, Any]:
+    """DAgger from the sampling planner (:mod:`egosim.agents.imitation`), then
+    ``ppo_0_steps.zip`` so that a resumed run goes straight on to PPO."""
+    from egosim.agents.imitation import dagger
+    from egosim.agents.scripted import SamplingController
+
+    im = cfg.imitation
+    teacher = SamplingController(env, candidates=im.candidates, sigma=im.sigma,
+                                 rng=np.random.default_rng(cfg.seed))
+    writer = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(Path(cfg.output_dir) / "tensorboard" / "imitation"))
+    result = dagger(model, env, teacher, im.steps, im.iterations, im.epochs, im.batch_size,
+                    im.learning_rate, cfg.ppo.gamma, seed=cfg.seed, progress=cfg.progress,
+                    log=writer.add_scalar if writer is not None else None)
+    if writer is not None:
+        writer.close()
+    model.save(ckpt_dir / "ppo_0_steps.zip")
+    (Path(cfg.output_dir) / "imitation.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
@@ -141,6 +169,8 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
                   file=sys.stderr)
         elif model is None:
             model = build_model(cfg, env, tb)
+            if cfg.imitation.steps > 0:
+                summary["imitation"] = warm_start(cfg, model, env, ckpt_dir)
         else:
             model.set_env(env)
         remaining = ends[i] - model.num_timesteps

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from egosim.config_base import StrictModel
 
-__all__ = ["PPOSection", "PolicySection", "StageSection", "TrainAgentConfig",
+__all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection", "TrainAgentConfig",
            "EvalAgentConfig", "env_config"]
 
 
@@ -105,6 +105,22 @@ class StageSection(StrictModel):
                                       "(EgoGen: 1 pre-training, 0.1 fine-tuning)")
 
 
+class ImitationSection(StrictModel):
+    """DAgger warm start from the privileged sampling planner before PPO
+    (:mod:`egosim.agents.imitation`); ``steps: 0`` trains with PPO alone."""
+
+    steps: int = Field(0, ge=0, description="env steps collected per DAgger iteration "
+                       "(0: no warm start)")
+    iterations: int = Field(4, ge=1, le=100, description="DAgger iterations (the first is "
+                            "pure teacher; beta_k = 1 - k / iterations)")
+    candidates: int = Field(32, ge=1, le=1024, description="latents the teacher decodes "
+                            "per step")
+    sigma: float = Field(2.0, gt=0.0, le=10.0, description="teacher's latent sampling std")
+    epochs: int = Field(10, ge=1, le=1000, description="passes over the data per iteration")
+    batch_size: int = Field(512, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+
+
 def _default_stages() -> list[StageSection]:
     return [StageSection(name="pretrain", timesteps=100_000, penetration_mode="soft",
                          penetration_weight=1.0),
@@ -132,6 +148,7 @@ class TrainAgentConfig(StrictModel):
     ppo: PPOSection = Field(default_factory=PPOSection)
     policy: PolicySection = Field(default_factory=PolicySection)
     stages: list[StageSection] = Field(default_factory=_default_stages)
+    imitation: ImitationSection = Field(default_factory=ImitationSection)
 
     @field_validator("env")
     @classmethod

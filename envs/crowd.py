@@ -54,7 +54,8 @@ class EgoCrowdEnv(EgoEnvBase):
 
     | event       | rule                                                                 |
     |-------------|----------------------------------------------------------------------|
-    | per human   | success (pelvis within 0.3 m of its goal) or, in strict penetration  |
+    | per human   | success (pelvis within 0.3 m of its goal in any frame of the         |
+    |             | primitive) or, in strict penetration                                 |
     |             | mode, >= 40 penetrating vertices in a frame: the human stops and     |
     |             | stands still (still an obstacle); ``info["successes"]`` (N,) bool    |
     | terminated  | every human has stopped; ``info["is_success"]``: all reached goals  |

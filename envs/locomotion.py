@@ -72,14 +72,16 @@ class EgoLocomotionEnv(EgoEnvBase):
     | event       | rule                                                                |
     |-------------|---------------------------------------------------------------------|
     | terminated  | pelvis within 0.3 m (``goal.success_radius``) of the final goal,   |
-    |             | floor plane (``info["is_success"] = True``)                         |
+    |             | floor plane, in any frame of the primitive                         |
+    |             | (``info["is_success"] = True``)                                     |
     | terminated  | ``reward.penetration_mode: strict`` and >= 40 penetrating vertices |
     |             | in a frame (fine-tuning stage; ``soft``: penalty only)             |
     | truncated   | ``episode.max_steps`` (60) primitives                              |
 
     ## Info
 
-    ``reward_terms``, ``is_success``, ``goal_distance_m`` (pelvis -> final goal, m),
+    ``reward_terms``, ``is_success``, ``goal_distance_m`` (pelvis -> final goal, m, last
+    frame), ``closest_goal_distance_m`` (smallest over the primitive's frames, m),
     ``penetration_per_frame``, ``human_collisions`` (0 here), ``steps``, ``scene_seed``.
 
     ## Arguments

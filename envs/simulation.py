@@ -336,10 +336,13 @@ class Simulation:
         gaze = gaze_forward(eyes[:, 0], eyes[:, 1])
         goal_dist = np.array([np.linalg.norm(r.goal[:2] - pel[i, :2])
                               for i, r in enumerate(w.routes)])
+        goals = np.stack([r.goal[:2] for r in w.routes])  # (N, 2)
+        path_pel = self.pelvis(mk)[..., :2]  # (N, 18, 2): every frame of the primitive
+        closest = np.linalg.norm(path_pel - goals[:, None], axis=-1).min(1)
         w.steps += 1
         rc = cfg.reward
         success, failed, truncated = episode_end(
-            goal_dist, counts.max(1), w.steps, cfg.goal.success_radius,
+            closest, counts.max(1), w.steps, cfg.goal.success_radius,
             rc.penetration_mode == "strict", rc.penetration_limit, cfg.episode.max_steps)
         success &= active
         failed &= active
@@ -361,6 +364,7 @@ class Simulation:
             "reward_terms": {k: float(v.mean()) for k, v in human_terms.items()},
             "is_success": bool(w.success.all()),
             "goal_distance_m": float(goal_dist.mean()),
+            "closest_goal_distance_m": float(closest.mean()),
             "penetration_per_frame": float(counts[active].mean()) if active.any() else 0.0,
             "human_collisions": int(collisions),
             "human_collisions_total": int(w.collisions_total),

@@ -11,7 +11,9 @@ Episode end (:func:`episode_end`), per human:
 ===============  ==========================================================================
 event            rule
 ===============  ==========================================================================
-success          pelvis within ``success_radius`` (0.3 m) of the FINAL goal, floor plane
+success          pelvis within ``success_radius`` (0.3 m) of the FINAL goal, floor plane,
+                 in any of the primitive's 18 frames (40 fps: the walker does not have to
+                 stop exactly on a primitive boundary)
 penetration      ``penetration_mode: strict`` and >= ``penetration_limit`` (40) estimated
                  penetrating body vertices in one frame of the primitive
 truncation       ``max_steps`` primitives taken without either of the above
@@ -134,7 +136,8 @@ def episode_end(goal_dist: np.ndarray, max_pen_per_frame: np.ndarray, steps: int
     """Per-human episode end (see the module table).
 
     Args:
-        goal_dist: ``(N,)`` floor-plane pelvis -> final goal distance (m).
+        goal_dist: ``(N,)`` smallest floor-plane pelvis -> final goal distance over the
+            primitive's frames (m).
         max_pen_per_frame: ``(N,)`` largest estimated penetrating-vertex count of a frame.
         steps: primitives taken in this episode so far (after this step).
 

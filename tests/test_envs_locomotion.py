@@ -211,3 +211,26 @@ def test_crowd_step_info():
     assert r == pytest.approx(info["rewards"].mean())
     assert sum(info["reward_terms"].values()) == pytest.approx(r)
     assert isinstance(info["human_collisions"], int)
+
+
+def test_success_counts_in_any_frame_of_the_primitive():
+    """A goal the pelvis passes mid-primitive is reached, although the primitive's last
+    frame is further than ``success_radius`` from it."""
+    e = EgoLocomotionEnv(overrides=overrides())
+    e.reset(seed=11)
+    action = np.zeros(e.action_space.shape, np.float32)
+    from egosim.envs.motion.prior import PriorState
+
+    sim = e.sim
+    state = PriorState(sim.history.clone(), sim.betas.clone(), sim.gender.clone())
+    _, out = sim.prior.step(state, torch.zeros(1, sim.latent_dim))
+    path = sim.pelvis(out.markers[0].double().numpy())  # (18, 3)
+    mid, last = path[1], path[-1]
+    assert np.linalg.norm(mid[:2] - last[:2]) > e.sim.cfg.goal.success_radius
+    route = sim.worlds[0].routes[0]
+    route.points[-1, :2] = mid[:2]
+    _, _, terminated, _, info = e.step(action)
+    assert info["is_success"] and terminated
+    assert info["closest_goal_distance_m"] < 1e-3 < e.sim.cfg.goal.success_radius < \
+        info["goal_distance_m"]
+    e.close()

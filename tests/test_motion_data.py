@@ -207,3 +207,21 @@ def test_foot_contact_stats_definitions():
     assert st.skating_speed == pytest.approx(0.5)
     with pytest.raises(ValueError, match="markers"):
         foot_contact_stats(m[:, :10], 40.0)
+
+
+def test_steer_follows_a_changing_yaw_rate(walk):
+    _, clip, _ = walk
+    rates = aug.random_yaw_rates(clip.num_frames, clip.fps, 2.0, seed=3)
+    assert rates.shape == (clip.num_frames,) and np.abs(rates).max() <= 2.0
+    assert rates.max() > 0.2 and rates.min() < -0.2  # turns both ways within one clip
+    steered = aug.steer(clip, rates)
+    added = np.unwrap(heading_of(steered.global_orient)) - np.unwrap(heading_of(
+        clip.global_orient))
+    np.testing.assert_allclose(added, np.concatenate([[0.0], np.cumsum(rates[:-1])]) /
+                               clip.fps, atol=1e-6)
+    np.testing.assert_allclose(steered.body_pose, clip.body_pose)
+    # no added rate: the clip is unchanged
+    same = aug.steer(clip, np.zeros(clip.num_frames))
+    np.testing.assert_allclose(same.transl, clip.transl, atol=1e-9)
+    with pytest.raises(ValueError, match="one per frame"):
+        aug.steer(clip, rates[:-1])

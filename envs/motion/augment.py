@@ -36,6 +36,8 @@ __all__ = [
     "time_warp",
     "turn",
     "turn_angle",
+    "steer",
+    "random_yaw_rates",
     "mirror",
     "idle",
     "transition",
@@ -129,16 +131,49 @@ def turn(clip: MotionClip, yaw_rate: float, ramp_s: float = 0.5) -> MotionClip:
     Both the orientation and the travel direction turn; the heading at the last frame
     changes by :func:`turn_angle` ``(clip.duration, yaw_rate, ramp_s)``.
     """
-    parts = _decompose(clip)
     t = np.arange(clip.num_frames) / clip.fps
-    # yaw added per frame: integral of the ramped rate over [t, t + dt] (midpoint rule)
+    # rate over [t, t + dt] (midpoint rule)
     t_mid = t + 0.5 / clip.fps
     ramp_mid = np.clip(t_mid / ramp_s, 0.0, 1.0) if ramp_s > 0 else np.ones_like(t)
-    parts["dpsi"] = parts["dpsi"] + yaw_rate * ramp_mid / clip.fps
+    out = steer(clip, yaw_rate * ramp_mid)
+    return out.replace(name=f"{clip.name}+turn{yaw_rate:+.2f}",
+                       meta=_ops(clip, {"op": "turn", "yaw_rate": float(yaw_rate),
+                                        "ramp_s": float(ramp_s)}))
+
+
+def steer(clip: MotionClip, yaw_rates: np.ndarray) -> MotionClip:
+    """Add a per-frame yaw rate ``yaw_rates (T,)`` (rad/s, counter-clockwise seen from
+    above, frame ``t`` -> ``t + 1``) to the clip's own: orientation and travel direction
+    both turn, the root-local motion (steps, pose, height) is kept."""
+    rates = np.asarray(yaw_rates, dtype=np.float64).reshape(-1)
+    if rates.shape[0] != clip.num_frames:
+        raise ValueError(f"yaw_rates needs {clip.num_frames} values (one per frame); got "
+                         f"{rates.shape[0]}")
+    parts = _decompose(clip)
+    parts["dpsi"] = parts["dpsi"] + rates / clip.fps
     go, tr = _compose(parts, float(heading_of(clip.global_orient[0])), clip.transl[0, :2])
-    return clip.replace(name=f"{clip.name}+turn{yaw_rate:+.2f}", global_orient=go, transl=tr,
-                        meta=_ops(clip, {"op": "turn", "yaw_rate": float(yaw_rate),
-                                         "ramp_s": float(ramp_s)}))
+    return clip.replace(name=f"{clip.name}+steer", global_orient=go, transl=tr,
+                        meta=_ops(clip, {"op": "steer", "max_rate": float(np.abs(rates).max(
+                            initial=0.0))}))
+
+
+def random_yaw_rates(num_frames: int, fps: float, max_rate: float,
+                     seed: int | np.random.Generator | None, hold_s: tuple[float, float]
+                     = (0.4, 1.5), ramp_s: float = 0.3) -> np.ndarray:
+    """A steering profile ``(num_frames,)`` (rad/s): piecewise-constant yaw rates drawn
+    uniformly in ``[-max_rate, max_rate]`` (a quarter of the segments straight, rate 0),
+    each held ``hold_s`` seconds, joined by smooth ramps of ``ramp_s`` seconds. Teaches the
+    prior that the turning rate changes within a primitive, so its latent can steer."""
+    rng = as_generator(seed)
+    knots_t, knots_v, t = [0.0], [0.0], 0.0
+    total = num_frames / fps
+    while t < total:
+        v = 0.0 if rng.random() < 0.25 else rng.uniform(-max_rate, max_rate)
+        knots_t += [t + ramp_s, t + ramp_s + rng.uniform(*hold_s)]
+        knots_v += [v, v]
+        t = knots_t[-1]
+    times = np.arange(num_frames) / fps
+    return np.interp(times, knots_t, knots_v)
 
 
 def mirror(clip: MotionClip) -> MotionClip:

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: Bump when the data pipeline changes (part of the cache key).
-DATA_VERSION: str = "motion-data-1"
+DATA_VERSION: str = "motion-data-2"
 
 #: Shipped DeepMimic clips used by default and how many cycles to loop the cyclic ones.
 #: Left out: crawl, roll, get-ups, cartwheel and backflip (the body, not the feet, carries the
@@ -86,7 +86,7 @@ class DatasetConfig:
     """
 
     clips: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CLIPS))
-    num_augmented: int = 24
+    num_augmented: int = 70
     num_shapes: int = 3
     stride: int = 10
     seed: int = 0
@@ -161,13 +161,16 @@ def augmented_sequences(base: dict[str, MotionClip], num: int,
     """``num`` augmented locomotion sequences from the retargeted ``walk`` and ``run``.
 
     Kinds, in turn: walk with speed/turn/mirror; idle -> walk -> idle (start and stop);
-    walk -> run -> walk; idle standing; run with speed/turn/mirror.
+    walk -> run -> walk; idle standing; run with speed/turn/mirror; walk steered by a
+    random yaw-rate profile (up to 1.6 rad/s, :func:`~.augment.random_yaw_rates`); a slow
+    walk steered more sharply (up to 2.4 rad/s) and stopped/started. The steered kinds
+    change the turning rate within primitives, so the prior's latent learns to steer.
     """
     rng = aug.as_generator(seed)
     walk, run = base["walk"], base["run"]
     out: list[MotionClip] = []
     for i in range(num):
-        kind = i % 5
+        kind = i % 7
         if kind == 0:
             c = aug.turn(aug.time_warp(walk, rng.uniform(0.75, 1.35)), rng.uniform(-0.9, 0.9))
         elif kind == 1:
@@ -181,8 +184,16 @@ def augmented_sequences(base: dict[str, MotionClip], num: int,
                                walk)
         elif kind == 3:
             c = aug.idle(rng.uniform(2.0, 4.0), rng)
-        else:
+        elif kind == 4:
             c = aug.turn(aug.time_warp(run, rng.uniform(0.85, 1.15)), rng.uniform(-0.6, 0.6))
+        elif kind == 5:
+            c = aug.time_warp(walk, rng.uniform(0.7, 1.3))
+            c = aug.steer(c, aug.random_yaw_rates(c.num_frames, c.fps, 1.6, rng))
+        else:
+            c = aug.start_stop(aug.time_warp(walk, rng.uniform(0.55, 0.8)),
+                               aug.idle(rng.uniform(0.7, 1.2), rng),
+                               aug.idle(rng.uniform(0.7, 1.2), rng))
+            c = aug.steer(c, aug.random_yaw_rates(c.num_frames, c.fps, 2.4, rng))
         if kind != 3 and rng.random() < 0.5:
             c = aug.mirror(c)
         out.append(c.replace(name=f"aug{i:03d}:{c.name}"))

@@ -1,0 +1,185 @@
+"""Warm start for PPO: imitate the privileged sampling planner (DAgger), then hand over.
+
+PPO from a random policy over a 128-D latent action learns slowly on 2 CPU cores (the
+shipped 121k-step run of session 1 reached 6 % success). :func:`dagger` first teaches the
+policy what the motion prior can do, from a teacher that sees what the policy does not:
+:class:`egosim.agents.scripted.SamplingController` (decodes ``candidates`` latents per
+step and keeps the one that best follows the planned route while keeping the pelvis on the
+walkable map). The student only sees its observation (markers, goal vectors, ego-sensing,
+distance, time), so it must learn to steer from egocentric input, as EgoGen's agent does.
+
+DAgger (Ross et al. 2011): in iteration ``k`` the teacher acts with probability
+``beta_k = 1 - k / iterations`` per step and env (the student's mean action otherwise), every
+visited state is labelled with the teacher's action, the data set aggregates over
+iterations, and after each iteration the student is fitted to all of it:
+
+==============  ==============================================================================
+loss            value
+==============  ==============================================================================
+actor           mean squared error between the policy's mean action and the teacher's
+                (action units, ``[-1, 1]^128``; latent ``z = action.scale * action``)
+critic          mean squared error between the value head and the discounted return
+                (``ppo.gamma``) of the visited trajectories (episodes cut at the iteration's
+                end bootstrap with the current value estimate)
+==============  ==============================================================================
+
+PPO (:mod:`egosim.agents.train`) then continues from these weights with EgoGen's two stages.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+
+__all__ = ["DaggerData", "dagger", "fit_student"]
+
+
+@dataclass
+class DaggerData:
+    """Aggregated DAgger samples.
+
+    Attributes:
+        obs: observation key -> list of ``(E, ...)`` arrays, one per step.
+        actions: list of ``(E, A)`` teacher actions in ``[-1, 1]``.
+        returns: list of ``(E,)`` discounted returns of the behaviour policy.
+    """
+
+    obs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    actions: list[np.ndarray] = field(default_factory=list)
+    returns: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self.actions)
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Everything stacked: ``obs[key] (M, ...)``, ``actions (M, A)``, ``returns (M,)``."""
+        return ({k: np.concatenate(v) for k, v in self.obs.items()},
+                np.concatenate(self.actions), np.concatenate(self.returns))
+
+
+def _discounted(rewards: np.ndarray, dones: np.ndarray, last_value: np.ndarray,
+                gamma: float) -> np.ndarray:
+    """Returns ``(T, E)`` of rewards ``(T, E)`` with episode ends ``dones (T, E)``,
+    bootstrapped with ``last_value (E,)`` after the last step."""
+    out = np.zeros_like(rewards)
+    running = last_value.astype(np.float64)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running * (1.0 - dones[t])
+        out[t] = running
+    return out
+
+
+@torch.no_grad()
+def _collect(model: PPO, venv, teacher, steps: int, beta: float, rng: np.random.Generator,
+             gamma: float, data: DaggerData, bar: Any) -> dict[str, float]:
+    obs = venv.reset()
+    e_num = venv.num_envs
+    rew, don = [], []
+    successes: list[float] = []
+    for _ in range(max(1, steps // e_num)):
+        label = teacher(obs)
+        student, _ = model.predict(obs, deterministic=True)
+        use_teacher = rng.random(e_num) < beta
+        act = np.where(use_teacher[:, None], label, student).astype(np.float32)
+        for k, v in obs.items():
+            data.obs.setdefault(k, []).append(np.array(v, copy=True))
+        data.actions.append(label.astype(np.float32))
+        obs, r, d, infos = venv.step(act)
+        rew.append(np.asarray(r, np.float64))
+        don.append(np.asarray(d, np.float64))
+        successes += [float(i.get("is_success", False)) for i, dd in zip(infos, d,
+                                                                         strict=True) if dd]
+        if bar is not None:
+            bar.update(e_num)
+    obs_t = model.policy.obs_to_tensor(obs)[0]
+    last_v = model.policy.predict_values(obs_t).squeeze(-1).double().numpy()
+    data.returns.extend(_discounted(np.stack(rew), np.stack(don), last_v, gamma))
+    return {"episodes": len(successes),
+            "success_rate": float(np.mean(successes)) if successes else float("nan")}
+
+
+def fit_student(model: PPO, data: DaggerData, epochs: int, batch_size: int, lr: float,
+                rng: np.random.Generator) -> dict[str, float]:
+    """Fit the policy's mean action and value head to ``data`` (module table).
+
+    Returns:
+        The last epoch's mean ``actor_mse`` and ``critic_mse``.
+    """
+    obs, act, ret = data.arrays()
+    policy = model.policy
+    params = [p for n, p in policy.named_parameters() if n != "log_std"]
+    opt = torch.optim.Adam(params, lr=lr)
+    m = len(act)
+    act_t = torch.as_tensor(act)
+    ret_t = torch.as_tensor(ret, dtype=torch.float32)
+    policy.set_training_mode(True)
+    stats = {"actor_mse": float("nan"), "critic_mse": float("nan")}
+    for _ in range(epochs):
+        order = rng.permutation(m)
+        a_sum = c_sum = 0.0
+        for s in range(0, m, batch_size):
+            idx = order[s:s + batch_size]
+            ob = policy.obs_to_tensor({k: v[idx] for k, v in obs.items()})[0]
+            features = policy.extract_features(ob, policy.pi_features_extractor)
+            lat_pi, lat_vf = policy.mlp_extractor(features)
+            mean = policy.action_net(lat_pi)
+            value = policy.value_net(lat_vf).squeeze(-1)
+            a_loss = torch.mean((mean - act_t[idx]) ** 2)
+            c_loss = torch.mean((value - ret_t[idx]) ** 2)
+            opt.zero_grad()
+            (a_loss + 0.5 * c_loss).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            a_sum += float(a_loss.detach()) * len(idx)
+            c_sum += float(c_loss.detach()) * len(idx)
+        stats = {"actor_mse": a_sum / m, "critic_mse": c_sum / m}
+    policy.set_training_mode(False)
+    return stats
+
+
+def dagger(model: PPO, venv, teacher, steps: int, iterations: int, epochs: int,
+           batch_size: int, lr: float, gamma: float, seed: int = 0,
+           progress: bool = True, log: Any = None) -> dict[str, Any]:
+    """Run DAgger (module docstring) on ``model`` in place.
+
+    Args:
+        model: the PPO model whose policy is trained.
+        venv: an SB3 ``VecEnv`` over :class:`egosim.envs.vector.EgoVectorEnv` (seeded).
+        teacher: ``obs -> actions (E, A)``, e.g. a ``SamplingController`` on ``venv``.
+        steps: env steps collected per iteration (all envs together).
+        iterations: DAgger iterations (the first one is pure teacher).
+        epochs, batch_size, lr: :func:`fit_student` settings per iteration.
+        gamma: discount of the critic's return targets.
+        log: optional ``callable(name: str, value: float, step: int)`` (TensorBoard).
+
+    Returns:
+        Per-iteration ``beta``, behaviour success rate, samples and losses.
+    """
+    if steps < 1 or iterations < 1:
+        raise ValueError(f"steps and iterations must be >= 1; got {steps}, {iterations}")
+    rng = np.random.default_rng(seed)
+    data = DaggerData()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps * iterations, desc="imitation (DAgger)", unit="step",
+                   file=sys.stderr, dynamic_ncols=True)
+    history = []
+    for k in range(iterations):
+        beta = 1.0 - k / iterations
+        rollout = _collect(model, venv, teacher, steps, beta, rng, gamma, data, bar)
+        fit = fit_student(model, data, epochs, batch_size, lr, rng)
+        row = {"iteration": k, "beta": beta, "samples": len(data), **rollout, **fit}
+        history.append(row)
+        if log is not None:
+            for key in ("success_rate", "actor_mse", "critic_mse"):
+                log(f"imitation/{key}", row[key], k)
+    if bar is not None:
+        bar.close()
+    return {"iterations": history, "samples": len(data)}
