@@ -90,15 +90,27 @@ class DemoConfig(StrictModel):
 
     scene: SceneConfig = Field(default_factory=SceneConfig)
     num_bodies: int = Field(3, ge=1, le=8, description="bodies placed in the scene")
-    body_seed: int = Field(0, ge=0, description="seed for shapes, poses and appearance")
+    body_seed: int = Field(0, ge=0, description="seed for shapes, poses and appearance "
+                           "(crowd.mp4: also starts, goals and seed motions)")
     output_dir: str = Field("outputs/demo", description="folder the pictures go to")
     topdown_pixels_per_m: int = Field(40, ge=5, le=200, description="top-down map scale")
     turntable_views: int = Field(8, ge=1, le=36, description="views in the turntable image")
     turntable_size: int = Field(256, ge=32, le=1024, description="pixels per turntable view")
-    video: bool = Field(True, description="write the ego-view walking MP4")
+    video: bool = Field(True, description="write the MP4s: walk.mp4, and crowd.mp4 when "
+                        "crowd_video is true")
     video_size: int = Field(192, ge=32, le=1024, description="pixels of each ego view")
     video_fps: float = Field(20.0, gt=0.0, le=40.0, description="video and sensor rate, Hz")
     video_max_seconds: float = Field(30.0, gt=0.0, le=300.0, description="walk cut after, s")
+    crowd_video: bool = Field(True, description="write crowd.mp4: humans driven by the PPO "
+                              "policy walk to their goals (ego RGB views | top-down map)")
+    crowd_humans: int = Field(3, ge=2, le=6, description="humans in crowd.mp4")
+    crowd_size: int = Field(160, ge=32, le=512, description="pixels of each crowd ego view")
+    crowd_fps: float = Field(20.0, gt=0.0, le=40.0, description="crowd video and sensor "
+                             "rate, Hz (motion is 40 fps)")
+    crowd_max_seconds: float = Field(20.0, gt=0.0, le=120.0, description="crowd video cut "
+                                     "after, s (it ends earlier once every human stopped)")
+    crowd_policy: str | None = Field(None, description="PPO .zip driving the crowd; null: "
+                                     "the shipped agents/checkpoints/ppo_locomotion.zip")
 
 
 class SceneJobConfig(StrictModel):

@@ -2,8 +2,10 @@
 
 ``run_demo`` builds a procedural apartment, places posed SMPL-X bodies of different shapes
 in walkable spots, plans a path between two of them, and writes a top-down map and a
-turntable image of one body. ``describe_scene`` prints a scene's statistics and writes
-its top-down map.
+turntable image of one body; with ``video`` also ``walk.mp4`` (a scripted walk along that
+path, :mod:`egosim.walk_video`) and, with ``crowd_video``, ``crowd.mp4`` (humans driven by
+the shipped PPO policy walking to their goals, :mod:`egosim.crowd_video`).
+``describe_scene`` prints a scene's statistics and writes its top-down map.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ _GENDERS = ("neutral", "male", "female")
 _L_SHOULDER, _R_SHOULDER, _L_ELBOW, _R_ELBOW, _L_HIP, _R_HIP = 16, 17, 18, 19, 1, 2
 
 
-def load_scene(cfg: SceneConfig) -> Any:
-    """Load the scene a :class:`SceneConfig` names (``up_axis`` only applies to files)."""
+def _scene_options(cfg: SceneConfig) -> dict[str, Any]:
+    """``scenes.load`` options of a :class:`SceneConfig` (``up_axis`` only for files)."""
     from egosim.envs import scenes
 
     options: dict[str, Any] = {
@@ -36,7 +38,14 @@ def load_scene(cfg: SceneConfig) -> Any:
     }
     if cfg.spec not in scenes.SPECS:
         options["up_axis"] = cfg.up_axis
-    return scenes.load(cfg.spec, seed=cfg.seed, **options)
+    return options
+
+
+def load_scene(cfg: SceneConfig) -> Any:
+    """Load the scene a :class:`SceneConfig` names (``up_axis`` only applies to files)."""
+    from egosim.envs import scenes
+
+    return scenes.load(cfg.spec, seed=cfg.seed, **_scene_options(cfg))
 
 
 def standing_pose(rng: np.random.Generator) -> np.ndarray:
@@ -138,6 +147,17 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                   fps=cfg.video_fps, seed=cfg.body_seed,
                                   max_seconds=cfg.video_max_seconds)
         written["video"] = video["video"]
+    crowd = None
+    if cfg.video and cfg.crowd_video:
+        from egosim.crowd_video import render_crowd_video
+
+        crowd = render_crowd_video(out_dir / "crowd.mp4", scene_spec=cfg.scene.spec,
+                                   scene_seed=cfg.scene.seed,
+                                   scene_options=_scene_options(cfg.scene),
+                                   num_humans=cfg.crowd_humans, seed=cfg.body_seed,
+                                   size=cfg.crowd_size, fps=cfg.crowd_fps,
+                                   max_seconds=cfg.crowd_max_seconds, policy=cfg.crowd_policy)
+        written["crowd_video"] = crowd["video"]
 
     print(f"scene: {scene!r} (built in {t_scene:.2f} s)")
     for i, b in enumerate(bodies):
@@ -151,8 +171,14 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if video is not None:
         print(f"video: {video['frames']} frames ({video['seconds']:.1f} s), "
               f"{video['walked_m']:.2f} m walked: ego RGB + gaze | depth | semantic | map")
+    if crowd is not None:
+        print(f"crowd video: {crowd['frames']} frames ({crowd['seconds']:.1f} s, "
+              f"{crowd['steps']} policy steps), {len(crowd['successes'])} humans, "
+              f"{int(crowd['successes'].sum())} at their goals, walked "
+              + ", ".join(f"{w:.1f}" for w in crowd["walked_m"])
+              + " m: ego RGB per human | top-down map")
     return {"written": written, "bodies": bodies, "path": path, "scene": scene,
-            "video": video}
+            "video": video, "crowd_video": crowd}
 
 
 def describe_scene(job: SceneJobConfig) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     out_dir = cache / "demo"
     cfg = load_config("demo", [f"output_dir={out_dir}", "turntable_views=4",
                                "turntable_size=96", "num_bodies=3", "video_size=48",
-                               "video_max_seconds=1.5", "video_fps=20"])
+                               "video_max_seconds=1.5", "video_fps=20", "crowd_video=false"])
     summary = run_demo(cfg)
     scene = summary["scene"]
     top = iio.imread(out_dir / "topdown.png")
