@@ -7,12 +7,11 @@ the buffers of :class:`egosim.envs.humans.BodyModel` (one per gender) and evalua
 * :meth:`BodyLayer.markers` — the 67 markers and 55 joints (same formulas as
   ``BodyModel.markers_only``: linear blend skinning of the marker vertices, pose correctives
   when the model has them), batched over mixed genders;
-* :meth:`BodyLayer.vertices` — all 10,475 vertices by linear blend skinning, block-sparse:
-  vertices are grouped by the joint with their largest skinning weight, and each group's
-  blended transforms are one matrix product ``weights (n_g, |U_g|) @ transforms (|U_g|, 12 n)``
-  over the union ``U_g`` of joints the group uses (about 7 % of the dense work; exact, since
-  every non-zero weight is kept). Pose correctives are left out of this path (the procedural
-  body has none; with licensed files the vertices differ from ``smplx`` by those correctives).
+* :meth:`BodyLayer.vertices` / :meth:`BodyLayer.vertices_sequence` — all 10,475 vertices,
+  equal to ``smplx``'s (pose correctives included when the model has them) by
+  :class:`~.skinning.SparseSkinning`: shaped rest vertices once per human, sparse linear
+  blend skinning that keeps every non-zero weight, correctives skipped only when posedirs are
+  exactly zero (the procedural body).
 
 Inputs: ``rot (B, 22, 3, 3)`` rotations of the pelvis (global orientation) and the 21 body
 joints; jaw and eyes are at rest, hands at smplx's relaxed mean pose (``flat_hand_mean=False``,
@@ -23,6 +22,7 @@ orientation, metres, ``transl`` added (as ``smplx``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from egosim.envs.humans.marker_set import MARKER_VERTEX_IDS
 from egosim.envs.humans.procedural import GENDERS
 
 from .rotations import axis_angle_to_matrix
+from .skinning import KinematicTree, SparseSkinning, empty_output
 
 __all__ = ["BodyLayer", "GENDERS", "gender_index"]
 
@@ -50,51 +51,36 @@ def gender_index(gender: str | int) -> int:
     return GENDERS.index(gender)
 
 
-def _weight_blocks(weights: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, torch.Tensor,
-                                                                   torch.Tensor]]]:
-    """Group vertices by their main joint: ``order (V,)``, ``inverse (V,)``, blocks.
-
-    Each block is ``(start, stop, joints (U,), weights (stop - start, U))`` over the vertices
-    ``order[start:stop]``; ``joints`` are all joints with a non-zero weight in the block.
-    """
-    main = weights.argmax(1)
-    order = torch.argsort(main, stable=True)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel())
-    sorted_main = main[order]
-    blocks = []
-    for j in torch.unique(sorted_main).tolist():
-        idx = torch.nonzero(sorted_main == j).squeeze(1)
-        start, stop = int(idx[0]), int(idx[-1]) + 1
-        w = weights[order[start:stop]]
-        used = torch.nonzero((w != 0).any(0)).squeeze(1)
-        blocks.append((start, stop, used, w[:, used].contiguous()))
-    return order, inverse, blocks
-
-
 class BodyLayer(torch.nn.Module):
     """SMPL-X evaluation from rotation matrices for all genders at once (buffers only).
 
     Args:
         model_dir: licensed SMPL-X folder (``None``: ``$EGOSIM_SMPLX_DIR`` or procedural).
         num_betas: shape coefficients used.
-        with_vertices: also prepare the fast all-vertex path (:meth:`vertices`).
+        with_vertices: also prepare the all-vertex path (:meth:`vertices`).
+        models: instead of files, one constructed ``smplx.SMPLX`` per gender in
+            :data:`GENDERS` order (``flat_hand_mean=False``, as :class:`BodyModel` builds
+            them); ``model_dir`` is then ignored.
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, num_betas: int = 10,
-                 with_vertices: bool = True) -> None:
+                 with_vertices: bool = True, models: Sequence[torch.nn.Module] | None = None
+                 ) -> None:
         super().__init__()
+        if models is None:
+            models = [BodyModel(g, model_dir=model_dir, num_betas=num_betas).smplx
+                      for g in GENDERS]
+        elif len(models) != len(GENDERS):
+            raise ValueError(f"models must hold one smplx model per gender ({len(GENDERS)}: "
+                             f"{', '.join(GENDERS)}); got {len(models)}")
         ids = torch.as_tensor(MARKER_VERTEX_IDS)
         stacks: dict[str, list[torch.Tensor]] = {k: [] for k in (
             "j_template", "j_dirs", "m_template", "m_dirs", "m_posedirs", "m_weights",
-            "const_rot", "v_template", "v_dirs", "v_inverse")}
+            "const_rot")}
         self.num_betas = num_betas
         self.faces: np.ndarray | None = None
-        self._blocks: list[list[tuple[int, int, torch.Tensor, torch.Tensor]]] = []
         has_posedirs = False
-        for g in GENDERS:
-            m = BodyModel(g, model_dir=model_dir, num_betas=num_betas).smplx
+        for m in models:
             v = m.v_template.shape[0]
             dirs = m.shapedirs[..., :num_betas]  # (V, 3, S)
             stacks["j_template"].append(m.J_regressor @ m.v_template)
@@ -108,20 +94,17 @@ class BodyLayer(torch.nn.Module):
             stacks["m_weights"].append(m.lbs_weights[ids])
             rest = m.pose_mean.reshape(-1, 3)[NUM_BODY_ROT:]
             stacks["const_rot"].append(axis_angle_to_matrix(rest))
-            if with_vertices:
-                order, inv, groups = _weight_blocks(m.lbs_weights)
-                stacks["v_template"].append(m.v_template[order])
-                stacks["v_dirs"].append(dirs[order].reshape(v * 3, num_betas))
-                stacks["v_inverse"].append(inv)
-                self._blocks.append(groups)
-                self.faces = np.asarray(m.faces, dtype=np.int64)
             parents = m.parents.clone()
         for k, vals in stacks.items():
-            if vals:
-                self.register_buffer(k, torch.stack(vals), persistent=False)
+            self.register_buffer(k, torch.stack(vals).detach(), persistent=False)
         self.register_buffer("parents", parents, persistent=False)
         self.has_posedirs = has_posedirs
         self.with_vertices = with_vertices
+        self.skinning: SparseSkinning | None = None
+        if with_vertices:
+            self.kinematics = KinematicTree(parents)
+            self.skinning = SparseSkinning(models, num_betas, self.const_rot)
+            self.faces = np.asarray(models[0].faces, dtype=np.int64)
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
@@ -176,35 +159,66 @@ class BodyLayer(torch.nn.Module):
 
     @torch.no_grad()
     def vertices(self, rot: torch.Tensor, betas: torch.Tensor, gender: torch.Tensor,
-                 transl: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-        """All vertices ``(B, 10475, 3)`` (m) by linear blend skinning (no gradients).
+                 transl: torch.Tensor) -> torch.Tensor:
+        """All vertices ``(B, 10475, 3)`` (m) of independent bodies (no gradients).
+
+        Equal to ``smplx.SMPLX`` with the same inputs (pose correctives included). Bodies
+        with the same betas and gender share one shaped rest mesh; for sequences use
+        :meth:`vertices_sequence`, which needs no grouping.
 
         Args:
             rot, betas, gender, transl: as :meth:`markers`.
-            chunk: bodies per matrix product (bounds the ``(V, 12, chunk)`` intermediate).
         """
-        if not self.with_vertices:
-            raise RuntimeError("BodyLayer was built with with_vertices=False")
+        self._require_vertices()
         self._check(rot, betas, gender)
-        b = rot.shape[0]
-        _, _, rel = self._transforms(rot, betas, gender)
-        nv = self.v_template.shape[1]
-        out = torch.empty(b, nv, 3, dtype=rot.dtype, device=rot.device)
-        s = betas.shape[1]
-        for gi in torch.unique(gender).tolist():
-            sel_all = torch.nonzero(gender == gi).squeeze(1)
-            for c in range(0, sel_all.numel(), chunk):
-                sel = sel_all[c:c + chunk]
-                n = sel.numel()
-                a = rel[sel, :, :3, :].permute(1, 2, 3, 0).reshape(rel.shape[1], 12 * n)
-                t = torch.empty(nv, 12 * n, dtype=rot.dtype, device=rot.device)
-                for start, stop, used, w in self._blocks[gi]:
-                    torch.mm(w, a[used], out=t[start:stop])
-                t = t.view(nv, 3, 4, n)  # (V, 3, 4, n), vertices in block order
-                v = (self.v_dirs[gi][:, :s] @ betas[sel].T).view(nv, 3, n)
-                v = v + self.v_template[gi][:, :, None]  # (V, 3, n) shaped rest vertices
-                posed = (t[:, :, 3] + t[:, :, 0] * v[:, 0:1] + t[:, :, 1] * v[:, 1:2]
-                         + t[:, :, 2] * v[:, 2:3])  # (V, 3, n)
-                posed = posed.permute(2, 0, 1)[:, self.v_inverse[gi]]
-                out[sel] = posed + transl[sel, None]
+        out = empty_output((rot.shape[0], self.skinning.num_vertices, 3), rot.dtype, rot.device)
+        key = torch.cat([betas, gender[:, None].to(betas.dtype)], 1)
+        _, inverse = torch.unique(key, dim=0, return_inverse=True)
+        for u in torch.unique(inverse).tolist():
+            idx = torch.nonzero(inverse == u).squeeze(1)
+            first, n = int(idx[0]), idx.numel()
+            run = int(idx[-1]) - first + 1 == n  # consecutive bodies: write in place
+            v = self.vertices_sequence(rot[idx][None], betas[first:first + 1],
+                                       gender[first:first + 1], transl[idx][None],
+                                       out=out[first:first + n][None] if run else None)
+            if not run:
+                out[idx] = v[0]
         return out
+
+    @torch.no_grad()
+    def vertices_sequence(self, rot: torch.Tensor, betas: torch.Tensor, gender: torch.Tensor,
+                          transl: torch.Tensor, out: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+        """All vertices ``(H, T, 10475, 3)`` (m) of ``H`` humans over ``T`` frames.
+
+        Equal to ``smplx.SMPLX`` frame by frame (pose correctives included); each human's
+        shaped rest mesh is computed once (see :mod:`.skinning`).
+
+        Args:
+            rot: ``(H, T, 22, 3, 3)`` global orientation and 21 body-joint rotations.
+            betas: ``(H, S)`` shape coefficients (constant over a human's frames).
+            gender: ``(H,)`` integer index into :data:`GENDERS`.
+            transl: ``(H, T, 3)`` smplx translation (m).
+            out: optional contiguous ``(H, T, 10475, 3)`` destination.
+        """
+        self._require_vertices()
+        if rot.ndim != 5 or rot.shape[2:] != (NUM_BODY_ROT, 3, 3):
+            raise ValueError(f"rot must have shape (H, T, {NUM_BODY_ROT}, 3, 3); got "
+                             f"{tuple(rot.shape)}")
+        h, t = rot.shape[:2]
+        if betas.ndim != 2 or betas.shape[0] != h:
+            raise ValueError(f"betas must have shape ({h}, S); got {tuple(betas.shape)}")
+        if gender.shape != (h,):
+            raise ValueError(f"gender must have shape ({h},); got {tuple(gender.shape)}")
+        if transl.shape != (h, t, 3):
+            raise ValueError(f"transl must have shape ({h}, {t}, 3); got {tuple(transl.shape)}")
+        g = gender.long()
+        full = torch.cat([rot, self.const_rot[g][:, None].to(rot.dtype).expand(
+            h, t, *self.const_rot.shape[1:])], 2).reshape(h * t, -1, 3, 3)
+        joints = self.rest_joints(betas, g)[:, None].expand(h, t, -1, -1)
+        _, rel = self.kinematics(full, joints.reshape(h * t, -1, 3))
+        return self.skinning(rel.view(h, t, *rel.shape[1:]), rot, betas, g, transl, out=out)
+
+    def _require_vertices(self) -> None:
+        if self.skinning is None:
+            raise RuntimeError("BodyLayer was built with with_vertices=False")

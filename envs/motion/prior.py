@@ -318,12 +318,16 @@ class MotionPrior(torch.nn.Module):
 
     @torch.no_grad()
     def vertices(self, out: Rollout) -> torch.Tensor:
-        """Vertices ``(B, T, 10475, 3)`` (m, world) of a rollout's regressed bodies."""
+        """Vertices ``(B, T, 10475, 3)`` (m, world) of a rollout's regressed bodies.
+
+        Equal to ``smplx.SMPLX`` for every frame (betas, gender, pose and ``transl`` of the
+        rollout; pose correctives included when the model has them), computed by
+        :meth:`~.body_layer.BodyLayer.vertices_sequence` (shaped rest mesh once per human,
+        sparse skinning).
+        """
         from .rotations import axis_angle_to_matrix
 
         b, t = out.transl.shape[:2]
         pose = torch.cat([out.global_orient[:, :, None], out.body_pose.reshape(b, t, 21, 3)], 2)
-        rot = axis_angle_to_matrix(pose.reshape(b * t, 22, 3))
-        v = self.body.vertices(rot, out.betas.repeat_interleave(t, 0),
-                               out.gender.repeat_interleave(t, 0), out.transl.reshape(b * t, 3))
-        return v.reshape(b, t, -1, 3)
+        rot = axis_angle_to_matrix(pose)  # (B, T, 22, 3, 3)
+        return self.body.vertices_sequence(rot, out.betas, out.gender, out.transl)
