@@ -5,8 +5,13 @@ shipped 121k-step run of session 1 reached 6 % success). :func:`dagger` first te
 policy what the motion prior can do, from a teacher that sees what the policy does not:
 :class:`egosim.agents.scripted.SamplingController` (decodes ``candidates`` latents per
 step and keeps the one that best follows the planned route while keeping the pelvis on the
-walkable map). The student only sees its observation (markers, goal vectors, ego-sensing,
-distance, time), so it must learn to steer from egocentric input, as EgoGen's agent does.
+walkable map). The teacher draws its candidates once (``fixed=True``: a codebook of 33
+latents shared by every step): with fresh random candidates per step its choice is mostly
+noise in the 120-odd latent directions that do not matter for the route, and a student
+fitted to such labels learns little more than their mean (measured: the actor MSE stayed at
+0.341 over two iterations, 12k samples; with the codebook it fell to 0.229 after the first).
+The student only sees its observation (markers, goal vectors, ego-sensing, distance, time),
+so it must learn to steer from egocentric input, as EgoGen's agent does.
 
 DAgger (Ross et al. 2011): in iteration ``k`` the teacher acts with probability
 ``beta_k = 1 - k / iterations`` per step and env (the student's mean action otherwise), every

@@ -39,12 +39,16 @@ class SamplingController:
         obstacle_weight: cost per unit fraction of non-walkable pelvis frames (m).
         heading_weight: cost (m) per unit of ``1 - cos`` between the body's final forward
             direction and the direction to the target (intermediate targets only).
+        fixed: draw the candidates once (a codebook of ``candidates + 1`` latents shared by
+            every step) instead of afresh each step: the choice is then a deterministic
+            function of the state, which a student policy can imitate
+            (:mod:`egosim.agents.imitation`).
         rng: the sampling generator.
     """
 
     def __init__(self, venv, candidates: int = 32, sigma: float = 2.0,
                  obstacle_weight: float = 10.0, heading_weight: float = 0.5,
-                 rng: np.random.Generator | None = None) -> None:
+                 rng: np.random.Generator | None = None, fixed: bool = False) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1; got {candidates}")
         inner = venv
@@ -59,15 +63,20 @@ class SamplingController:
         self.heading_weight = float(heading_weight)
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.scale = float(self.sim.cfg.action.scale)
+        self.codebook = self._draw(1)[0] if fixed else None  # (k, latent)
+
+    def _draw(self, h: int) -> np.ndarray:
+        z = self.rng.standard_normal((h, self.candidates + 1, self.sim.latent_dim)) * self.sigma
+        z[:, 0] = 0.0
+        return np.clip(z, -self.scale, self.scale)
 
     @torch.no_grad()
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         sim, k = self.sim, self.candidates + 1
         h = sim.E * sim.N
         prior = sim.prior
-        z = self.rng.standard_normal((h, k, sim.latent_dim)) * self.sigma
-        z[:, 0] = 0.0
-        z = np.clip(z, -self.scale, self.scale)
+        z = (self._draw(h) if self.codebook is None else
+             np.broadcast_to(self.codebook, (h,) + self.codebook.shape))
         hist = sim.history  # (h, 2, 67, 3) world
         origin, rot = prior.marker_joints.frame(hist[:, 0])
         canon = to_canonical(hist, origin, rot)

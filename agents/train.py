@@ -71,7 +71,8 @@ def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
 
     im = cfg.imitation
     teacher = SamplingController(env, candidates=im.candidates, sigma=im.sigma,
-                                 rng=np.random.default_rng(cfg.seed))
+                                 rng=np.random.default_rng(cfg.seed),
+                                 fixed=im.fixed_candidates)
     writer = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -116,6 +116,9 @@ class ImitationSection(StrictModel):
     candidates: int = Field(32, ge=1, le=1024, description="latents the teacher decodes "
                             "per step")
     sigma: float = Field(2.0, gt=0.0, le=10.0, description="teacher's latent sampling std")
+    fixed_candidates: bool = Field(True, description="one codebook of latents for every "
+                                   "step (a learnable, deterministic teacher) instead of "
+                                   "fresh samples")
     epochs: int = Field(10, ge=1, le=1000, description="passes over the data per iteration")
     batch_size: int = Field(512, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
