@@ -1,7 +1,9 @@
 """Model cards (``cvae.md``, ``regressor.md``) for exported motion-prior checkpoints.
 
 Each card states the data, the config, the command that retrains it and the figures measured
-by :func:`~.metrics.evaluate_all` on held-out clips (written next to ``metrics.json``).
+by :func:`~.metrics.evaluate_all` on held-out clips (written next to ``metrics.json``): marker
+figures and the body-surface (lowest foot vertex) sole figures. Figures missing from
+``metrics`` (e.g. sole figures of data without SMPL-X parameters) read ``None``.
 """
 
 from __future__ import annotations
@@ -54,14 +56,31 @@ def write_model_cards(folder: str | Path, cfg: Any, metrics: dict[str, float],
         f"{m['data_foot_height_contact']} |\n"
         f"| foot skating, rollout / data (m/s) | {m['rollout_skating']} / {m['data_skating']} |\n"
         f"| skating ratio (target <= 1.5) | {m.get('skating_ratio')} |\n"
+        f"| held-out data: foot height at contact (m) / foot skating (m/s) | "
+        f"{m.get('heldout_foot_height_contact')} / {m.get('heldout_skating')} |\n"
+        f"| foot sole height at contact (lowest foot vertex), rollout / held-out data (m) | "
+        f"{m.get('rollout_sole_height_contact')} / {m.get('heldout_sole_height_contact')} |\n"
+        f"| foot sole skating (lowest foot vertex), rollout / held-out data (m/s) | "
+        f"{m.get('rollout_sole_skating')} / {m.get('heldout_sole_skating')} |\n"
+        f"| frames with a foot sole below 5 cm, rollout / held-out data | "
+        f"{m.get('rollout_sole_contact_fraction')} / "
+        f"{m.get('heldout_sole_contact_fraction')} |\n"
+        f"| lowest foot vertex, minimum over frames, rollout / held-out data (m) | "
+        f"{m.get('rollout_sole_min_height')} / {m.get('heldout_sole_min_height')} |\n"
         f"| diversity APD, 10 samples, 1 / 10 primitives (m) | {m['diversity_apd_1']} / "
         f"{m['diversity_apd_10']} |\n"
         f"| without floor contact: foot height at contact / skating ratio / pelvis in range | "
         f"{m.get('raw_rollout_foot_height_contact')} / {m.get('raw_skating_ratio')} / "
-        f"{m.get('raw_rollout_pelvis_in_range')} |\n\n"
+        f"{m.get('raw_rollout_pelvis_in_range')} |\n"
+        f"| without floor contact: foot sole height at contact (lowest foot vertex, m) | "
+        f"{m.get('raw_rollout_sole_height_contact')} |\n\n"
         "Rollouts: z ~ N(0, I), seed motions from the training data, 50/50 blend with the "
-        "regressed body, floor contact on (see `egosim.envs.motion.prior`); markers-based "
-        "definitions in `egosim.envs.motion.metrics`.\n")
+        "regressed body, floor contact on (see `egosim.envs.motion.prior`). `data` figures: "
+        "the training primitives (stored in `cvae.pt`); `held-out data`: the held-out clips. "
+        "Foot height: the lowest of the six foot markers, which sit on the skin 2-5 cm above "
+        "the sole; foot sole: the lowest vertex of the SMPL-X foot parts (the regressed "
+        "bodies for rollouts, the data's own SMPL-X parameters for data); contact: below "
+        "5 cm. Definitions in `egosim.envs.motion.metrics`.\n")
     reg = (
         "# Markers -> SMPL-X regressor (EgoGen)\n\n"
         "`regressor.pt`: ResNet-style MLP (width 128, 10 blocks) applied 3 times; input "

@@ -45,7 +45,7 @@ from .prior import CVAE_FILE, REGRESSOR_FILE
 from .regressor import MarkerRegressor, RegressorConfig, pose_bodies, regressor_loss, sample_bodies
 from .rotations import axis_angle_to_matrix
 
-__all__ = ["run", "Trainer", "load_data"]
+__all__ = ["run", "Trainer", "load_data", "evaluate_export", "evaluate_shipped"]
 
 PHASES = ("stage1", "stage2", "regressor")
 
@@ -278,6 +278,38 @@ def evaluate_export(cfg: TrainPriorConfig, summary: dict[str, Any], held: Primit
             "synthetic": "Synthetic procedural walking (model_data.synthetic_primitives)."}
     write_model_cards(cfg.export_dir, cfg, metrics, summary, note[cfg.data.source])
     return metrics
+
+
+def evaluate_shipped(cfg: TrainPriorConfig, folder: str | Path | None = None,
+                     data: PrimitiveSet | None = None) -> dict[str, float]:
+    """Re-measure existing checkpoints and rewrite ``metrics.json`` and the model cards.
+
+    No training: ``cvae.pt`` and ``regressor.pt`` in ``folder`` (default ``cfg.export_dir``,
+    else the shipped :func:`~.prior.checkpoint_dir`) are only read. The held-out primitives
+    are those :func:`run` holds out (``cfg.data`` loaded by :func:`load_data`, split by
+    ``cfg.data.holdout`` and ``cfg.seed``), and :func:`evaluate_export` measures and writes
+    as after training.
+
+    Raises:
+        ValueError: the checkpoints were not trained with ``cfg`` (C-VAE sizes or step count
+            differ), so its config would be mis-reported in the cards.
+    """
+    from .prior import checkpoint_dir
+
+    torch.set_num_threads(cfg.threads)
+    target = Path(folder or cfg.export_dir or checkpoint_dir())
+    cvae = torch.load(target / CVAE_FILE, map_location="cpu", weights_only=True)
+    want = {"hidden": cfg.cvae.hidden, "mlp": list(cfg.cvae.mlp), "latent": cfg.cvae.latent,
+            "step": cfg.stage1.steps + cfg.stage2.steps + cfg.regressor.steps}
+    have = {**{k: cvae["config"].get(k) for k in ("hidden", "latent")},
+            "mlp": list(cvae["config"].get("mlp", [])), "step": cvae.get("step")}
+    if have != want:
+        raise ValueError(f"checkpoints in {target} do not match the config: {have} vs {want}")
+    cfg = cfg.model_copy(update={"export_dir": str(target)})
+    data = data if data is not None else load_data(cfg)
+    train, held = data.split(cfg.data.holdout, cfg.seed)
+    summary = {"train_primitives": len(train), "held_out_primitives": len(held)}
+    return evaluate_export(cfg, summary, held)
 
 
 def run(cfg: TrainPriorConfig, data: PrimitiveSet | None = None) -> dict[str, Any]:
