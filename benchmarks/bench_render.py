@@ -19,7 +19,8 @@ times the cores each method uses (all for egosim and bare, one for pybullet), wh
 estimates the wall-clock rate on an idle machine when other work competes for the cores.
 Peak memory is the process's maximum resident set size (``resource.getrusage``).
 
-Usage: ``python benchmarks/bench_render.py [--frames 160] [--batch 32] [--quick]``
+Usage: ``python benchmarks/bench_render.py [--frames 160] [--batch 32] [--sizes 128,256,512]
+[--quick]`` (the target lines need size 128).
 """
 
 from __future__ import annotations
@@ -146,8 +147,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="poses per render call")
     ap.add_argument("--repeats", type=int, default=5, help="passes; the best is reported")
     ap.add_argument("--pb-frames", type=int, default=40, help="frames timed for pybullet")
+    ap.add_argument("--sizes", default="128,256,512",
+                    help="comma-separated image sizes (square); the targets need 128")
     ap.add_argument("--quick", action="store_true", help="fewer frames and repeats")
     args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if not sizes or min(sizes) < 8:
+        raise SystemExit(f"--sizes must be sizes >= 8 separated by commas, got {args.sizes!r}")
     if args.quick:
         args.frames, args.repeats, args.pb_frames = 64, 2, 10
     threads = os.cpu_count() or 1
@@ -164,7 +170,7 @@ def main() -> None:
     poses_a = walking_poses(apartment, args.frames)
     sam = ["rgb", "depth", "semantic"]
     common = (args.batch, args.repeats, args.pb_frames, threads)
-    for size in (128, 256, 512):
+    for size in sizes:
         m = max(16, args.frames * 128 // size)  # fewer poses for bigger images
         rows.append(bench_row(samurai, "samurai-in", size, sam, poses_in[:m], *common))
         if size == 128:
@@ -186,13 +192,16 @@ def main() -> None:
             cells.append(f"{e:>7.0f} {p:>8.1f} {e / p:>5.1f}x {b:>6.0f} {100 * e / b:>4.0f}%")
         print(f"{r['scene']:<12} {r['size']:>8} {r['mods']:<19} | {cells[0]} | {cells[1]}")
     print()
-    s_in, s_out, a128 = rows[0], rows[1], rows[2]
-    for sfx, label in (("", "wall"), ("_cpu", "cpu")):
-        for r in (s_in, s_out):
-            print(f"target ({label}) {r['scene']} 128 RGB+D+sem: >= 20x pybullet: "
-                  f"{r['ego' + sfx] / r['pb' + sfx]:.1f}x; >= 75% of bare: "
-                  f"{100 * r['ego' + sfx] / r['bare' + sfx]:.0f}%")
-        print(f"target ({label}) apartment 128 RGB-D >= 800 fps: {a128['ego' + sfx]:.0f}")
+    if 128 in sizes:
+        s_in, s_out, a128 = (next(r for r in rows if r["scene"] == name
+                                  and r["size"] == "128x128")
+                             for name in ("samurai-in", "samurai-out", "apartment"))
+        for sfx, label in (("", "wall"), ("_cpu", "cpu")):
+            for r in (s_in, s_out):
+                print(f"target ({label}) {r['scene']} 128 RGB+D+sem: >= 20x pybullet: "
+                      f"{r['ego' + sfx] / r['pb' + sfx]:.1f}x; >= 75% of bare: "
+                      f"{100 * r['ego' + sfx] / r['bare' + sfx]:.0f}%")
+            print(f"target ({label}) apartment 128 RGB-D >= 800 fps: {a128['ego' + sfx]:.0f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"peak memory (max RSS): {peak:.0f} MiB")
 

@@ -96,9 +96,12 @@ class RayCaster:
         """First hits without :meth:`cast`'s checks and post-processing (the hot path).
 
         Args:
-            origins: ``(M, 3)`` C-contiguous float32 origins, metres.
-            unit_directions: ``(M, 3)`` C-contiguous float32 UNIT directions (not checked).
-            tmax: ``(M,)`` writable C-contiguous float32 maximum distances, metres.
+            origins: ``(M, 3)`` float32 origins, metres; any strides (a stride-0 view of
+                one origin shared by every ray works), writable buffer (only read).
+            unit_directions: ``(M, 3)`` float32 UNIT directions (not checked); any strides.
+            tmax: ``(M,)`` writable C-contiguous float32 maximum distances, metres; may be
+                overwritten (Embree writes the hit distances into it and returns it as
+                ``tfar``).
 
         Returns:
             ``tfar`` (float32 ``(M,)``, ``tmax`` on a miss), ``prim`` (int32, -1 on a miss),
