@@ -7,7 +7,9 @@ one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")
 ``pretrain`` with soft penetration and weight 1, then ``finetune`` with strict penetration,
 ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). With
 ``imitation.steps > 0`` a fresh run first imitates the privileged sampling planner (DAgger,
-:mod:`egosim.agents.imitation`) and PPO starts from those weights. Checkpoints are
+:mod:`egosim.agents.imitation`) and PPO starts from those weights; with
+``selection.episodes > 0`` the exported policy is the imitation or stage-end checkpoint with
+the best success on validation scenes (:func:`select_checkpoint`). Checkpoints are
 ``output_dir/checkpoints/ppo_<steps>_steps.zip``; with ``resume: true`` the latest one is
 loaded, its step count decides the stage, and training continues to the stage budgets.
 
@@ -33,8 +35,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from egosim.agents.policy import policy_kwargs
 from egosim.config_agent import StageSection, TrainAgentConfig, env_config
 
-__all__ = ["make_train_env", "build_model", "warm_start", "latest_checkpoint", "run_train",
-           "main"]
+__all__ = ["make_train_env", "build_model", "warm_start", "select_checkpoint",
+           "latest_checkpoint", "run_train", "main"]
 
 _CKPT = re.compile(r"^ppo_(\d+)_steps\.zip$")
 
@@ -86,6 +88,40 @@ def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
     model.save(ckpt_dir / "ppo_0_steps.zip")
     (Path(cfg.output_dir) / "imitation.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
+    """Validation success (deterministic policy, ``cfg.selection``) of the checkpoints at the
+    end of imitation (``ppo_0_steps.zip``) and of every stage; the best one (ties: the later)
+    is ``chosen``.
+
+    Returns:
+        ``{"chosen": path, "candidates": [{"path", "steps", "success_rate",
+        "penetration_per_frame"}, ...]}``.
+    """
+    from egosim.agents.evaluate import policy_controller, run_episodes
+    from egosim.envs.vector import SB3VecEnv
+
+    sel = cfg.selection
+    ends = [0] + np.cumsum([s.timesteps for s in cfg.stages]).tolist()
+    paths = [ckpt_dir / f"ppo_{n}_steps.zip" for n in ends]
+    paths = [p for p in paths if p.is_file()]
+    env_cfg = env_config(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
+    rows = []
+    for p in paths:
+        venv = SB3VecEnv(num_envs=sel.num_envs, config=env_cfg)
+        venv.seed(sel.seed)  # the same scenes, starts and goals for every candidate
+        m = run_episodes(venv, policy_controller(PPO.load(p, device="cpu"), 1, True),
+                         sel.episodes, env_cfg.reward.weights.model_dump(), cfg.progress,
+                         f"validate {p.name}")
+        venv.close()
+        rows.append({"path": str(p), "steps": int(_CKPT.match(p.name).group(1)),
+                     "success_rate": m["success_rate"],
+                     "penetration_per_frame": m["penetration_per_frame"]})
+    if not rows:
+        raise FileNotFoundError(f"no stage-end checkpoints in {ckpt_dir} to select from")
+    best = max(rows, key=lambda r: (r["success_rate"], r["steps"]))
+    return {"chosen": best["path"], "candidates": rows}
 
 
 def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
@@ -201,9 +237,14 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
                     "env_steps_per_s": done / wall if wall > 0 else 0.0})
     if model is not None:
         model.save(out / "final.zip")
+        chosen = out / "final.zip"
+        if cfg.selection.episodes > 0:
+            summary["selection"] = select_checkpoint(cfg, ckpt_dir)
+            chosen = Path(summary["selection"]["chosen"])
+            shutil.copyfile(chosen, out / "best.zip")
         if cfg.export_path:
             Path(cfg.export_path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(out / "final.zip", cfg.export_path)
+            shutil.copyfile(chosen, cfg.export_path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

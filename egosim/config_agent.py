@@ -16,7 +16,8 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from egosim.config_base import StrictModel
 
-__all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection", "TrainAgentConfig",
+__all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection",
+           "SelectionSection", "TrainAgentConfig",
            "EvalAgentConfig", "env_config"]
 
 
@@ -124,6 +125,26 @@ class ImitationSection(StrictModel):
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
 
 
+class SelectionSection(StrictModel):
+    """Which checkpoint to export: the one with the highest success on validation scenes
+    (seeds disjoint from training and from evaluation's [1000, 2000)), among the end of
+    imitation and the end of every stage; ``episodes: 0`` exports the last one."""
+
+    episodes: int = Field(0, ge=0, le=100_000, description="validation episodes per "
+                          "candidate (0: no selection)")
+    scene_seeds: tuple[int, int] = Field((200, 300), description="[low, high) validation "
+                                         "scene seeds")
+    seed: int = Field(50_000, ge=0, description="sub-env i's generator seed is seed + i")
+    num_envs: int = Field(16, ge=1, le=4096)
+
+    @field_validator("scene_seeds")
+    @classmethod
+    def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
+        from egosim.config import check_seed_range
+
+        return check_seed_range("selection.scene_seeds", value)
+
+
 def _default_stages() -> list[StageSection]:
     return [StageSection(name="pretrain", timesteps=100_000, penetration_mode="soft",
                          penetration_weight=1.0),
@@ -152,6 +173,7 @@ class TrainAgentConfig(StrictModel):
     policy: PolicySection = Field(default_factory=PolicySection)
     stages: list[StageSection] = Field(default_factory=_default_stages)
     imitation: ImitationSection = Field(default_factory=ImitationSection)
+    selection: SelectionSection = Field(default_factory=SelectionSection)
 
     @field_validator("env")
     @classmethod
@@ -165,6 +187,11 @@ class TrainAgentConfig(StrictModel):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stages names must be unique; got {names}")
+        train = env_config(self.env).scene.seed_range
+        lo, hi = self.selection.scene_seeds
+        if self.selection.episodes > 0 and lo < train[1] and train[0] < hi:
+            raise ValueError(f"selection.scene_seeds {[lo, hi]} overlap the training scene "
+                             f"seeds {list(train)} (env.scene.seed_range)")
         rollout = self.num_envs * self.ppo.n_steps
         if self.ppo.batch_size > rollout:
             raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) must not exceed "

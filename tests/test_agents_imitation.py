@@ -56,9 +56,18 @@ def test_student_moves_towards_teacher(tmp_path):
 @pytest.mark.slow
 def test_train_agent_imitates_once_then_resumes(tmp_path):
     im = {"steps": 16, "iterations": 2, "candidates": 4, "epochs": 1, "batch_size": 8}
-    summary = run_train(_cfg(tmp_path, imitation=im))
+    summary = run_train(_cfg(tmp_path, imitation=im,
+                             selection={"episodes": 4, "num_envs": 4, "scene_seeds": [500, 501]},
+                             export_path=str(tmp_path / "exported.zip")))
     run = tmp_path / "run"
     assert len(summary["imitation"]["iterations"]) == 2
+    # validation picks among imitation's end and each stage's end, and exports that one
+    cands = summary["selection"]["candidates"]
+    assert [c["steps"] for c in cands] == [0, 32, 64]
+    best = max(cands, key=lambda c: (c["success_rate"], c["steps"]))
+    assert summary["selection"]["chosen"] == best["path"]
+    assert (tmp_path / "exported.zip").read_bytes() == (run / "best.zip").read_bytes() == \
+        open(best["path"], "rb").read()
     assert (run / "checkpoints" / "ppo_0_steps.zip").is_file()
     assert json.loads((run / "imitation.json").read_text())["samples"] == 32
     assert PPO.load(run / "final.zip", device="cpu").num_timesteps == 64
