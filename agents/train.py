@@ -103,9 +103,14 @@ def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
     from egosim.envs.vector import SB3VecEnv
 
     sel = cfg.selection
-    ends = [0] + np.cumsum([s.timesteps for s in cfg.stages]).tolist()
-    paths = [ckpt_dir / f"ppo_{n}_steps.zip" for n in ends]
-    paths = [p for p in paths if p.is_file()]
+    saved = sorted((int(m.group(1)), f) for f in ckpt_dir.iterdir()
+                   if (m := _CKPT.match(f.name)))
+    paths = []
+    for end in [0] + np.cumsum([s.timesteps for s in cfg.stages]).tolist():
+        # a stage ends after the rollout that crosses its budget: first checkpoint >= end
+        after = [f for n, f in saved if n >= end]
+        if after and after[0] not in paths:
+            paths.append(after[0])
     env_cfg = env_config(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
     rows = []
     for p in paths:
