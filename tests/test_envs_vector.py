@@ -68,7 +68,9 @@ def test_make_vec_sync_async(mode):
 
 
 def test_sb3_adapter_same_step_reset():
-    venv = SB3VecEnv(num_envs=2, overrides=overrides(**{"episode.max_steps": 2}))
+    # goals >= 4 m away: two primitives (~1 m) cannot reach them, both episodes truncate
+    venv = SB3VecEnv(num_envs=2, overrides=overrides(**{"episode.max_steps": 2,
+                                                        "goal.min_dist": 4.0}))
     assert isinstance(venv, VecEnv)
     venv.seed(3)
     obs = venv.reset()
