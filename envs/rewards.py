@@ -121,6 +121,11 @@ class PenetrationProbe:
         self.dirs = torch.stack(dirs).float()  # (G, K, 3, S)
         self.w_idx = torch.stack(widx)  # (G, K, 4)
         self.w_val = torch.stack(wval).float()  # (G, K, 4)
+        # the same top-4 weights as a dense (G, K, J) matrix: skinning is then one batched
+        # matmul per gender (BLAS) instead of a gather of 4 transforms per vertex
+        num_joints = int(self.body.parents.shape[0])
+        self.w_dense = torch.zeros(len(GENDERS), len(idx), num_joints).scatter_(
+            2, self.w_idx, self.w_val)
 
     @property
     def scale(self) -> float:
@@ -150,10 +155,12 @@ class PenetrationProbe:
         shaped = self.template[gender.long()] + torch.einsum(
             "bs,bkcs->bkc", betas, self.dirs[gender.long()][..., :betas.shape[1]])
         shaped = shaped.repeat_interleave(t, 0)  # (BT, K, 3)
-        wi, wv = self.w_idx[g], self.w_val[g]  # (BT, K, 4)
-        a = rel[:, :, :3, :]  # (BT, 55, 3, 4)
-        picked = a[torch.arange(b * t)[:, None, None], wi]  # (BT, K, 4, 3, 4)
-        tf = (picked * wv[..., None, None]).sum(2)  # (BT, K, 3, 4)
+        a = rel[:, :, :3, :].reshape(b * t, rel.shape[1], 12)  # (BT, 55, 12)
+        tf = torch.empty(b * t, shaped.shape[1], 12, dtype=a.dtype)
+        for gi in torch.unique(g).tolist():  # (K, 55) @ (n, 55, 12) per gender
+            sel = g == gi
+            tf[sel] = torch.matmul(self.w_dense[gi].to(a.dtype), a[sel])
+        tf = tf.reshape(b * t, -1, 3, 4)  # (BT, K, 3, 4) blended transforms
         pts = (tf[..., :3] @ shaped[..., None]).squeeze(-1) + tf[..., 3]
         pts = pts + transl.reshape(b * t, 1, 3)
         return pts.reshape(b, t, -1, 3).numpy()
