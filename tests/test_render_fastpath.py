@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sensors_support import room_with_boxes
 
 from egosim.sensors import (
     CameraSpec,
@@ -34,12 +35,7 @@ MODALITIES = ("rgb", "depth", "semantic", "instance", "normal")
 def textured_scene(seed: int = 0) -> SimpleScene:
     """Floor, walls, boxes; two textures (non-power-of-two and power-of-two) on some faces,
     and a thin panel 0.2 m in front of the first camera (clipped by its near plane)."""
-    sc = SimpleScene()
-    sc.add(box_triangles([0, 0, -0.05], [12, 12, 0.1]), 1, 1, (0.5, 0.5, 0.5))
-    sc.add(box_triangles([0, 6, 1.5], [12, 0.2, 3]), 2, 2, (0.9, 0.9, 0.8))
-    sc.add(box_triangles([-6, 0, 1.5], [0.2, 12, 3]), 2, 3, (0.8, 0.9, 0.9))
-    sc.add(box_triangles([0.5, 3, 0.4], [1.2, 0.8, 0.8]), 6, 4, (0.6, 0.3, 0.1))
-    sc.add(box_triangles([-1.5, 2, 0.45], [0.5, 0.5, 0.9]), 7, 5, (0.1, 0.3, 0.7))
+    sc = room_with_boxes()
     sc.add(box_triangles([0.0, 0.2, 1.5], [0.3, 0.02, 0.3]), 8, 6, (0.9, 0.1, 0.1))
     rng = np.random.default_rng(seed)
     n = len(sc.triangles)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from sensors_support import room_with_boxes
 
 from egosim.envs import scenes
 from egosim.envs.scenes import class_id
@@ -27,12 +28,7 @@ PERSON = class_id("person")
 
 def boxes_scene() -> SimpleScene:
     """A floor, walls and a few boxes (classes: floor 1, wall 2, table 6, chair 7)."""
-    sc = SimpleScene()
-    sc.add(box_triangles([0, 0, -0.05], [12, 12, 0.1]), 1, 1, (0.5, 0.5, 0.5))
-    sc.add(box_triangles([0, 6, 1.5], [12, 0.2, 3]), 2, 2, (0.9, 0.9, 0.8))
-    sc.add(box_triangles([-6, 0, 1.5], [0.2, 12, 3]), 2, 3, (0.8, 0.9, 0.9))
-    sc.add(box_triangles([0.5, 3, 0.4], [1.2, 0.8, 0.8]), 6, 4, (0.6, 0.3, 0.1))
-    sc.add(box_triangles([-1.5, 2, 0.45], [0.5, 0.5, 0.9]), 7, 5, (0.1, 0.3, 0.7))
+    sc = room_with_boxes()
     sc.add(box_triangles([2.0, 4.5, 1.0], [0.6, 0.6, 2.0]), 7, 6, (0.2, 0.7, 0.2))
     return sc
 
