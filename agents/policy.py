@@ -103,8 +103,14 @@ class EgoGenExtractor(BaseFeaturesExtractor):
 
 def policy_kwargs(marker_hidden: int, sensing_hidden: int, pe_frequencies: int,
                   use_ego_sensing: bool, net_arch_pi: list[int], net_arch_vf: list[int],
-                  log_std_init: float) -> dict[str, Any]:
-    """``policy_kwargs`` for ``PPO("MultiInputPolicy", ...)`` with :class:`EgoGenExtractor`."""
+                  log_std_init: float, share_features_extractor: bool = False
+                  ) -> dict[str, Any]:
+    """``policy_kwargs`` for ``PPO("MultiInputPolicy", ...)`` with :class:`EgoGenExtractor`.
+
+    ``share_features_extractor=False`` gives the actor and the critic one encoder each: with
+    a shared one, the value loss (returns of order 10-100, squared) dominates the encoder's
+    gradient and the actor learns slowly (:mod:`egosim.agents.imitation` measures it).
+    """
     return {
         "features_extractor_class": EgoGenExtractor,
         "features_extractor_kwargs": {"marker_hidden": marker_hidden,
@@ -115,4 +121,5 @@ def policy_kwargs(marker_hidden: int, sensing_hidden: int, pe_frequencies: int,
         "activation_fn": nn.Tanh,
         "log_std_init": log_std_init,
         "ortho_init": True,
+        "share_features_extractor": share_features_extractor,
     }

@@ -60,7 +60,8 @@ def build_model(cfg: TrainAgentConfig, env: VecEnv, tensorboard_log: str | None)
                tensorboard_log=tensorboard_log,
                policy_kwargs=policy_kwargs(p.marker_hidden, p.sensing_hidden,
                                            p.pe_frequencies, p.use_ego_sensing,
-                                           p.net_arch_pi, p.net_arch_vf, p.log_std_init),
+                                           p.net_arch_pi, p.net_arch_vf, p.log_std_init,
+                                           p.share_features_extractor),
                **cfg.ppo.model_dump())
 
 

@@ -85,6 +85,9 @@ class PolicySection(StrictModel):
     net_arch_vf: list[int] = Field([256, 256], description="critic MLP widths")
     log_std_init: float = Field(-1.1, ge=-5.0, le=1.0, description="initial log std of the "
                                 "action (action = z / 3: -1.1 gives std ~ 1 in z)")
+    share_features_extractor: bool = Field(
+        False, description="true: actor and critic share one encoder (SB3's default); false: "
+        "each has its own, so value-loss gradients (returns ~ 10-100) cannot swamp the actor's")
 
     @field_validator("net_arch_pi", "net_arch_vf")
     @classmethod

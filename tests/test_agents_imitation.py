@@ -53,6 +53,31 @@ def test_student_moves_towards_teacher(tmp_path):
     env.close()
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_critic_targets_do_not_move_the_actor(tmp_path, shared):
+    """Labels equal to the actor's own mean and large returns: only the critic has error,
+    and fitting it must leave the actor's output alone (shared encoder: detached)."""
+    cfg = _cfg(tmp_path, policy={"share_features_extractor": shared})
+    env = make_train_env(cfg, cfg.stages[0], 0)
+    model = build_model(cfg, env, None)
+    assert model.policy.share_features_extractor is shared
+    obs = env.reset()
+    mean = model.predict(obs, deterministic=True)[0]
+    returns = np.linspace(50.0, 150.0, len(mean))
+    data = DaggerData({k: [v] for k, v in obs.items()}, [mean], [returns])
+    ob = model.policy.obs_to_tensor(obs)[0]
+    value_before = model.policy.predict_values(ob).detach().numpy()[:, 0]
+    stats = fit_student(model, data, epochs=20, batch_size=4, lr=1e-3,
+                        rng=np.random.default_rng(0))
+    value_after = model.policy.predict_values(ob).detach().numpy()[:, 0]
+    after = model.predict(obs, deterministic=True)[0]
+    np.testing.assert_allclose(after, mean, atol=1e-5)
+    assert stats["actor_mse"] < 1e-9
+    # the critic did learn: its error on the returns fell
+    assert np.mean((value_after - returns) ** 2) < np.mean((value_before - returns) ** 2)
+    env.close()
+
+
 @pytest.mark.slow
 def test_train_agent_imitates_once_then_resumes(tmp_path):
     im = {"steps": 16, "iterations": 2, "candidates": 4, "epochs": 1, "batch_size": 8}

@@ -12,11 +12,12 @@ without changing the result:
   top three rows of smplx's relative joint transform (``(3, 4)``). Writing
   ``Phi[v, 4 j + c] = w_vj [v; 1]_c`` (a sparse ``(V, 4 J)`` matrix: 4 entries per
   non-zero weight; SMPL-X bodies have at most 4 non-zero weights per vertex, the procedural
-  body 1.6 on average) and ``a[4 j + c, (c', t)] = A_tj[c', c]`` gives all frames ``t`` of a
-  human in one sparse x dense product ``transl + Phi @ a -> (V, 3 T)`` (MKL's sparse BLAS),
-  transposed into the ``(T, V, 3)`` output; several humans share one product through a
-  block-diagonal ``Phi``. Every non-zero weight is kept (no top-k truncation), so the vertices
-  equal smplx's up to float32 rounding (the tests check ``< 1e-5 m``).
+  body 1.6 on average) and ``a[4 j + c, (t, c')] = A_tj[c', c]`` gives all frames ``t`` of a
+  human in one sparse x dense product ``transl + Phi @ a -> (V, T, 3)`` (MKL's sparse BLAS),
+  copied into the ``(T, V, 3)`` output in runs of one vertex's 3 coordinates; several
+  humans share one product through a block-diagonal ``Phi``. Every non-zero weight is kept
+  (no top-k truncation), so the vertices equal smplx's up to float32 rounding (the tests
+  check ``< 1e-5 m``).
 * **pose correctives only where they exist.** Correctives ``(R_j - I) . posedirs`` are
   skipped when the model's posedirs are exactly zero (the embedded procedural body). With a
   licensed model they are applied, split into a constant part (jaw, eyes and hands have fixed
@@ -296,15 +297,19 @@ class SparseSkinning(torch.nn.Module):
             tr = transl[int(hs[0]):int(hs[0]) + k] if run else transl[hs]
             for t0 in range(0, t, frames):
                 m = min(t, t0 + frames) - t0
-                # a[(h, j, c), (c', t)] = A_htj[c', c]
-                a = part[:, t0:t0 + m, :, :3, :].permute(0, 2, 4, 3, 1).reshape(k * 4 * j, 3 * m)
-                r = buf[:k * v * 3 * m].view(k, v, 3, m)
+                # a[(h, j, c), (t, c')] = A_htj[c', c]: each row of the product holds one
+                # vertex's (t, xyz) for m frames, so the (T, V, 3) output is a copy of
+                # 12-byte runs, not an element-wise transpose
+                a = part[:, t0:t0 + m, :, :3, :].permute(0, 2, 4, 1, 3).reshape(k * 4 * j, m * 3)
+                r = buf[:k * v * m * 3].view(k, v, m, 3)
                 # r = transl + Phi @ a: smplx adds transl after skinning (and no zero fill)
-                r.copy_(tr[:, t0:t0 + m].transpose(1, 2).contiguous()[:, None])
-                r.view(k * v, 3 * m).addmm_(phi, a)
-                r = r.view(k, 3 * v, m)
-                for i, hi in enumerate(hs.tolist()):
-                    out[hi, t0:t0 + m].view(m, 3 * v).copy_(r[i].T)
+                r.copy_(tr[:, None, t0:t0 + m])
+                r.view(k * v, m * 3).addmm_(phi, a)
+                if run:
+                    out[int(hs[0]):int(hs[0]) + k, t0:t0 + m].copy_(r.transpose(1, 2))
+                else:
+                    for i, hi in enumerate(hs.tolist()):
+                        out[hi, t0:t0 + m].copy_(r[i].transpose(0, 1))
 
     def _skin_posed(self, out: torch.Tensor, rel: torch.Tensor, rot: torch.Tensor,
                     betas: torch.Tensor, gender: int, transl: torch.Tensor) -> None:
