@@ -141,8 +141,6 @@ class PenetrationProbe:
             global_orient: ``(B, T, 3)``; body_pose: ``(B, T, 63)`` axis-angles (rad);
             transl: ``(B, T, 3)`` (m); betas: ``(B, S)``; gender: ``(B,)`` int.
         """
-        from smplx.lbs import batch_rigid_transform
-
         from egosim.envs.motion.rotations import axis_angle_to_matrix
 
         b, t = transl.shape[:2]
@@ -151,7 +149,7 @@ class PenetrationProbe:
         rot = axis_angle_to_matrix(aa.reshape(b * t, 22, 3))
         full = torch.cat([rot, self.body.const_rot[g].to(rot.dtype)], 1)
         joints = self.body.rest_joints(betas, gender.long()).repeat_interleave(t, 0)
-        _, rel = batch_rigid_transform(full, joints, self.body.parents, dtype=rot.dtype)
+        _, rel = self.body.kinematics(full, joints)  # one product per tree level
         shaped = self.template[gender.long()] + torch.einsum(
             "bs,bkcs->bkc", betas, self.dirs[gender.long()][..., :betas.shape[1]])
         shaped = shaped.repeat_interleave(t, 0)  # (BT, K, 3)

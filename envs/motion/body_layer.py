@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from smplx.lbs import batch_rigid_transform
 
 from egosim.envs.humans.body_model import BodyModel
 from egosim.envs.humans.marker_set import MARKER_VERTEX_IDS
@@ -101,8 +100,8 @@ class BodyLayer(torch.nn.Module):
         self.has_posedirs = has_posedirs
         self.with_vertices = with_vertices
         self.skinning: SparseSkinning | None = None
+        self.kinematics = KinematicTree(parents)
         if with_vertices:
-            self.kinematics = KinematicTree(parents)
             self.skinning = SparseSkinning(models, num_betas, self.const_rot)
             self.faces = np.asarray(models[0].faces, dtype=np.int64)
 
@@ -125,17 +124,40 @@ class BodyLayer(torch.nn.Module):
         return self.j_template[g] + torch.einsum("bs,bjcs->bjc", betas,
                                                  self.j_dirs[g][..., :s])
 
-    def _transforms(self, rot: torch.Tensor, betas: torch.Tensor, gender: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def rest_markers(self, betas: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
+        """Rest-pose markers ``(B, 67, 3)`` (m, body frame) for ``betas (B, S)``."""
         g = gender.long()
-        full = torch.cat([rot, self.const_rot[g].to(rot.dtype)], 1)  # (B, 55, 3, 3)
-        joints = self.rest_joints(betas, gender)
-        posed, rel = batch_rigid_transform(full, joints, self.parents, dtype=rot.dtype)
-        return full, posed, rel
+        return self.m_template[g] + torch.einsum("bs,bkcs->bkc", betas,
+                                                 self.m_dirs[g][..., :betas.shape[1]])
+
+    def rest(self, betas: torch.Tensor, gender: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rest_markers, rest_joints)`` for :meth:`markers`' ``rest`` argument: bodies
+        posed several times with the same shapes (the regressor's iterations) compute them
+        once."""
+        return self.rest_markers(betas, gender), self.rest_joints(betas, gender)
+
+    def _blend_transforms(self, rel: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
+        """Per-marker blended transforms ``(B, 67, 4, 4)`` of ``rel (B, 55, 4, 4)``: one
+        ``(67, 55) @ (55, 16 n)`` product per gender present (no per-body weight copy)."""
+        b, j = rel.shape[:2]
+        flat = rel.reshape(b, j, 16)
+        genders = torch.unique(gender).tolist()
+        if len(genders) == 1:
+            w = self.m_weights[genders[0]].to(rel.dtype)
+            return torch.matmul(w, flat).view(b, -1, 4, 4)
+        out = rel.new_empty(b, self.m_weights.shape[1], 16)
+        for gi in genders:
+            idx = torch.nonzero(gender == gi).squeeze(1)
+            w = self.m_weights[gi].to(rel.dtype)
+            out = out.index_copy(0, idx, torch.matmul(w, flat.index_select(0, idx)))
+        return out.view(b, -1, 4, 4)
 
     # -- public -------------------------------------------------------------------------
     def markers(self, rot: torch.Tensor, betas: torch.Tensor, gender: torch.Tensor,
-                transl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                transl: torch.Tensor,
+                rest: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Markers ``(B, 67, 3)`` and joints ``(B, 55, 3)`` (m), differentiable.
 
         Args:
@@ -143,17 +165,18 @@ class BodyLayer(torch.nn.Module):
             betas: ``(B, S)`` shape coefficients.
             gender: ``(B,)`` integer index into :data:`GENDERS`.
             transl: ``(B, 3)`` smplx translation (m).
+            rest: optional :meth:`rest` of the same ``betas`` and ``gender`` (reused).
         """
         self._check(rot, betas, gender)
         g = gender.long()
-        full, posed, rel = self._transforms(rot, betas, gender)
-        v = self.m_template[g] + torch.einsum("bs,bkcs->bkc", betas,
-                                              self.m_dirs[g][..., :betas.shape[1]])
+        v, joints = self.rest(betas, g) if rest is None else rest
+        full = torch.cat([rot, self.const_rot[g].to(rot.dtype)], 1)  # (B, 55, 3, 3)
+        posed, rel = self.kinematics(full, joints)
         if self.has_posedirs:
             eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
             feat = (full[:, 1:] - eye).reshape(rot.shape[0], 1, -1)
             v = v + torch.bmm(feat, self.m_posedirs[g]).reshape(v.shape)
-        t = torch.einsum("bkj,bjmn->bkmn", self.m_weights[g], rel)
+        t = self._blend_transforms(rel, g)
         out = torch.einsum("bkmn,bkn->bkm", t[..., :3, :3], v) + t[..., :3, 3]
         return out + transl[:, None], posed + transl[:, None]
 

@@ -175,20 +175,21 @@ class MarkerRegressor(nn.Module):
         gender = gender.long()
         origin, frot = waist_frame(markers)
         local = (markers - origin[:, None]) @ frot
-        pelvis_rest = self.body.rest_joints(betas, gender)[:, 0]
+        rest = self.body.rest(betas, gender)  # shapes are fixed over the iterations
+        pelvis_rest = rest[1][:, 0]
         onehot = torch.nn.functional.one_hot(gender, 3).to(markers.dtype)
         params = self._initial(n, pelvis_rest)
         flat = local.reshape(n, -1)
         history = []
         for _ in range(c.iterations):
             rot, transl = self._split(params)
-            proj, _ = self.body.markers(rot, betas, gender, transl)
+            proj, _ = self.body.markers(rot, betas, gender, transl, rest)
             history.append(proj)
             err = (local - proj).reshape(n, -1)
             h = self.inp(torch.cat([flat, betas, onehot, params, err], -1))
             params = params + self.out(self.blocks(h))
         rot, transl = self._split(params)
-        proj, joints = self.body.markers(rot, betas, gender, transl)
+        proj, joints = self.body.markers(rot, betas, gender, transl, rest)
         history.append(proj)
         wrot, wt = params_to_frame(rot, transl, pelvis_rest, frot, origin)
         aa = matrix_to_axis_angle(wrot)
