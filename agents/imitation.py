@@ -28,6 +28,13 @@ critic          mean squared error between the value head and the discounted ret
                 end bootstrap with the current value estimate)
 ==============  ==============================================================================
 
+``iterations = 1`` is plain behaviour cloning (the teacher acts at every step), which the
+shipped config uses: on the validation scenes (seeds 200-300, 32 episodes) students fitted to
+pure teacher data reached 0.88-0.97 success (6,144-12,288 samples, 30-120 epochs), while
+four DAgger runs (4 or 6 iterations, with and without ego-sensing) reached 0.75-0.78. States
+the student drives into (against walls, circling) carry teacher labels that the student's
+mean action cannot fit without losing the common case.
+
 PPO (:mod:`egosim.agents.train`) then continues from these weights with EgoGen's two stages.
 """
 
@@ -189,7 +196,8 @@ def dagger(model: PPO, venv, teacher, steps: int, iterations: int, epochs: int,
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps * iterations, desc="imitation (DAgger)", unit="step",
+        desc = "imitation (DAgger)" if iterations > 1 else "imitation (behaviour cloning)"
+        bar = tqdm(total=steps * iterations, desc=desc, unit="step",
                    file=sys.stderr, dynamic_ncols=True)
     history = []
     for k in range(iterations):

@@ -85,6 +85,8 @@ class PreviousVertices:
 
     @torch.no_grad()
     def __call__(self, out, chunk: int = 64) -> torch.Tensor:
+        from smplx.lbs import batch_rigid_transform
+
         from egosim.envs.motion.rotations import axis_angle_to_matrix
 
         b, t = out.transl.shape[:2]
@@ -93,7 +95,10 @@ class PreviousVertices:
         betas = out.betas.repeat_interleave(t, 0)
         gender = out.gender.repeat_interleave(t, 0)
         transl = out.transl.reshape(b * t, 3)
-        _, _, rel = self.body._transforms(rot, betas, gender)
+        # the smplx chain, one product per joint, as before the fix
+        full = torch.cat([rot, self.body.const_rot[gender]], 1)
+        _, rel = batch_rigid_transform(full, self.body.rest_joints(betas, gender),
+                                       self.body.parents, dtype=rot.dtype)
         nv = self.template[0].shape[0]
         res = torch.empty(b * t, nv, 3)
         s = betas.shape[1]

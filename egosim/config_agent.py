@@ -110,20 +110,21 @@ class StageSection(StrictModel):
 
 
 class ImitationSection(StrictModel):
-    """DAgger warm start from the privileged sampling planner before PPO
-    (:mod:`egosim.agents.imitation`); ``steps: 0`` trains with PPO alone."""
+    """Warm start from the privileged sampling planner before PPO
+    (:mod:`egosim.agents.imitation`): behaviour cloning (``iterations: 1``) or DAgger;
+    ``steps: 0`` trains with PPO alone."""
 
     steps: int = Field(0, ge=0, description="env steps collected per DAgger iteration "
                        "(0: no warm start)")
-    iterations: int = Field(4, ge=1, le=100, description="DAgger iterations (the first is "
-                            "pure teacher; beta_k = 1 - k / iterations)")
+    iterations: int = Field(1, ge=1, le=100, description="1: behaviour cloning; more: DAgger "
+                            "iterations (the first is pure teacher; beta_k = 1 - k / iterations)")
     candidates: int = Field(32, ge=1, le=1024, description="latents the teacher decodes "
                             "per step")
     sigma: float = Field(2.0, gt=0.0, le=10.0, description="teacher's latent sampling std")
     fixed_candidates: bool = Field(True, description="one codebook of latents for every "
                                    "step (a learnable, deterministic teacher) instead of "
                                    "fresh samples")
-    epochs: int = Field(10, ge=1, le=1000, description="passes over the data per iteration")
+    epochs: int = Field(30, ge=1, le=1000, description="passes over the data per iteration")
     batch_size: int = Field(512, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
 
