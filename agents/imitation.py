@@ -1,4 +1,4 @@
-"""Warm start for PPO: imitate the privileged sampling planner (DAgger), then hand over.
+"""Warm start for PPO: imitate the privileged sampling planner (behaviour cloning or DAgger).
 
 PPO from a random policy over a 128-D latent action learns slowly on 2 CPU cores (the
 shipped 121k-step run of session 1 reached 6 % success). :func:`dagger` first teaches the

@@ -6,8 +6,8 @@ one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")
 :class:`egosim.agents.policy.EgoGenExtractor`, and trains stage after stage (default:
 ``pretrain`` with soft penetration and weight 1, then ``finetune`` with strict penetration,
 ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). With
-``imitation.steps > 0`` a fresh run first imitates the privileged sampling planner (DAgger,
-:mod:`egosim.agents.imitation`) and PPO starts from those weights; with
+``imitation.steps > 0`` a fresh run first imitates the privileged sampling planner (behaviour
+cloning or DAgger, :mod:`egosim.agents.imitation`) and PPO starts from those weights; with
 ``selection.episodes > 0`` the exported policy is the imitation or stage-end checkpoint with
 the best success on validation scenes (:func:`select_checkpoint`). Checkpoints are
 ``output_dir/checkpoints/ppo_<steps>_steps.zip``; with ``resume: true`` the latest one is
@@ -67,7 +67,7 @@ def build_model(cfg: TrainAgentConfig, env: VecEnv, tensorboard_log: str | None)
 
 def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
                ) -> dict[str, Any]:
-    """DAgger from the sampling planner (:mod:`egosim.agents.imitation`), then
+    """Imitation of the sampling planner (:mod:`egosim.agents.imitation`), then
     ``ppo_0_steps.zip`` so that a resumed run goes straight on to PPO."""
     from egosim.agents.imitation import dagger
     from egosim.agents.scripted import SamplingController
