@@ -13,6 +13,10 @@ new body. The vertices are computed three ways, side by side in one run:
 
 Prints ms, primitives/s and body frames/s per part and per total (step + vertices), the
 speed-up of the new path, and the largest vertex difference to smplx, for batch 64 and batch 1.
+The new path is timed three ways: round-robin with the others (a fresh 145 MB output per call
+at batch 64, which follows the multi-GB smplx path and so pays fresh page faults), back to
+back (as a rollout loop calls it), and round-robin into one reused output buffer
+(``MotionPrior.vertices(out, buffer=...)``).
 Uses the shipped checkpoints when present, else randomly initialised models of the same size
 (same cost).
 
@@ -180,6 +184,7 @@ def bench(batch: int, repeats: int, smplx_repeats: int, prior, previous: Previou
          "err_new": float((prior.vertices(out) - ref_v).abs().max()),
          "err_previous": float((previous(out) - ref_v).abs().max())}
     del ref_v
+    buffer = torch.empty(batch, f, prior.body.skinning.num_vertices, 3)  # reused output
     fns = {"decode": lambda: prior.decode(hist, z),
            "regress": lambda: prior.regress(fut.reshape(-1, 67, 3), betas, gender),
            "step": lambda: prior.step(state, z),
@@ -188,7 +193,8 @@ def bench(batch: int, repeats: int, smplx_repeats: int, prior, previous: Previou
            "v_new": lambda: prior.vertices(out),
            "t_smplx": lambda: reference(prior.step(state, z)[1]),
            "t_previous": lambda: previous(prior.step(state, z)[1]),
-           "t_new": lambda: prior.vertices(prior.step(state, z)[1])}
+           "t_new": lambda: prior.vertices(prior.step(state, z)[1]),
+           "t_new_buffer": lambda: prior.vertices(prior.step(state, z)[1], buffer=buffer)}
     for k in ("decode", "regress", "step"):
         fns[k]()
     reps = {k: smplx_repeats if "smplx" in k else repeats for k in fns}
@@ -239,19 +245,21 @@ def main() -> None:
                 ("total: step + smplx vertices", r["t_smplx"]),
                 ("total: step + previous vertices", r["t_previous"]),
                 ("total: step + new vertices", r["t_new"]),
-                ("total: step + new vertices, back to back", r["t_new_steady"])]
+                ("total: step + new vertices, back to back", r["t_new_steady"]),
+                ("total: step + new vertices, reused buffer", r["t_new_buffer"])]
         for name, t in rows:
             print(f"{b:>5} {name:<44} {1e3 * t:>9.1f} {b / t:>13.1f} {r['frames'] / t:>14.0f}")
     print("\nside by side (total = step + all vertices of the 18 new frames):")
     print(f"{'batch':>5} {'smplx prim/s':>13} {'previous prim/s':>16} {'new prim/s':>11} "
           f"{'new frames/s':>13} {'new/smplx':>10} {'new/prev':>9} {'vertices new/prev':>18} "
-          f"{'max|new-smplx| m':>17} {'new back to back prim/s':>24}")
+          f"{'max|new-smplx| m':>17} {'new back to back prim/s':>24} "
+          f"{'new reused buffer prim/s':>25}")
     for b, r in results.items():
         print(f"{b:>5} {b / r['t_smplx']:>13.1f} {b / r['t_previous']:>16.1f} "
               f"{b / r['t_new']:>11.1f} {r['frames'] / r['t_new']:>13.0f} "
               f"{r['t_smplx'] / r['t_new']:>9.1f}x {r['t_previous'] / r['t_new']:>8.1f}x "
               f"{r['v_previous'] / r['v_new']:>17.1f}x {r['err_new']:>17.1e} "
-              f"{b / r['t_new_steady']:>24.1f}")
+              f"{b / r['t_new_steady']:>24.1f} {b / r['t_new_buffer']:>25.1f}")
     errs = ", ".join(f"batch {b}: {r['err_previous']:.1e} m" for b, r in results.items())
     print(f"previous path vs smplx, largest vertex difference: {errs}")
     print("body frames = 18 new frames per primitive; target (issue 4): >= 200 primitives/s "

@@ -87,6 +87,12 @@ def test_prior_rollout_vertices_match_smplx(models, body):
                 betas=out.betas[i:i + 1].expand(t, -1), global_orient=out.global_orient[i],
                 body_pose=out.body_pose[i], transl=out.transl[i]).vertices
         assert (ref - v[i]).abs().max() < TOL
+    # a reused output buffer is filled in place with the same vertices
+    buffer = torch.full_like(v, float("nan"))
+    again = prior.vertices(out, buffer=buffer)
+    assert again.data_ptr() == buffer.data_ptr() and torch.equal(again, v)
+    with pytest.raises(ValueError, match="out must be a contiguous"):
+        prior.vertices(out, buffer=buffer[:, :1])
 
 
 def test_pose_correctives_applied_when_present(models):
