@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.config_agent import EvalAgentConfig, env_config
+from egosim.config_agent import EvalAgentConfig, crowd_env_config, env_config
 
 __all__ = ["SHIPPED_POLICY", "STEP_SECONDS", "Controller", "load_policy",
            "policy_controller", "prior_controller", "zero_controller", "run_episodes",
@@ -187,18 +187,10 @@ def _make_venv(cfg: EvalAgentConfig, seed: int):
     extra: dict[str, Any] = {"scene.spec": cfg.scene, "scene.seed_range": list(cfg.scene_seeds)}
     if cfg.crowd:
         extra["crowd.num_humans"] = cfg.num_humans
-    env_cfg = env_config(cfg.env, extra) if not cfg.crowd else _crowd_config(cfg, extra)
+    env_cfg = env_config(cfg.env, extra) if not cfg.crowd else crowd_env_config(cfg.env, extra)
     venv = SB3VecEnv(num_envs=cfg.num_envs, config=env_cfg, crowd=cfg.crowd)
     venv.seed(seed)
     return venv, env_cfg
-
-
-def _crowd_config(cfg: EvalAgentConfig, extra: dict[str, Any]):
-    from egosim.config import load_config
-    from egosim.config_agent import _flatten
-    from egosim.config_env import CrowdEnvConfig
-
-    return load_config("env_crowd", {**_flatten(cfg.env), **extra}, schema=CrowdEnvConfig)
 
 
 def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 
-__all__ = ["DaggerData", "dagger", "fit_student"]
+__all__ = ["DaggerData", "collect_crowd", "dagger", "fit_student"]
 
 
 @dataclass
@@ -115,6 +115,48 @@ def _collect(model: PPO, venv, teacher, steps: int, beta: float, rng: np.random.
             "success_rate": float(np.mean(successes)) if successes else float("nan")}
 
 
+@torch.no_grad()
+def collect_crowd(venv, teacher, steps: int, data: DaggerData, bar: Any = None
+                  ) -> dict[str, float]:
+    """Teacher-driven samples from a crowd env, one row per active human.
+
+    Args:
+        venv: an SB3 ``VecEnv`` over an :class:`egosim.envs.vector.EgoVectorEnv` with
+            ``N`` humans per world (EgoCrowd): observations ``(E, N * d)``.
+        teacher: ``obs -> actions (E, N * A)`` (a ``SamplingController`` on ``venv``, with
+            ``human_weight > 0`` so that it steers around the others).
+        steps: human steps to collect (about; whole env steps of ``E * N`` humans).
+        data: appended to: per-human observations ``(d,)``, teacher actions ``(A,)`` and a
+            NaN return (the crowd reward is per world; the critic is not fitted to these).
+
+    Returns:
+        ``samples`` added and the teacher's per-human success rate over finished episodes.
+    """
+    inner = venv
+    while not hasattr(inner, "sim"):
+        inner = inner.venv
+    sim = inner.sim
+    n = sim.N
+    obs = venv.reset()
+    added, successes = 0, []
+    while added < steps:
+        label = teacher(obs)
+        active = np.concatenate([w.active for w in sim.worlds])  # (E * N,)
+        for k, v in obs.items():
+            data.obs.setdefault(k, []).append(v.reshape(v.shape[0] * n, -1)[active].copy())
+        data.actions.append(label.reshape(-1, label.shape[1] // n)[active].astype(np.float32))
+        data.returns.append(np.full(int(active.sum()), np.nan))
+        added += int(active.sum())
+        obs, _, dones, infos = venv.step(label)
+        for info, d in zip(infos, dones, strict=True):
+            if d:
+                successes.extend(np.asarray(info["successes"], float).tolist())
+        if bar is not None:
+            bar.update(int(active.sum()))
+    return {"samples": added,
+            "success_rate": float(np.mean(successes)) if successes else float("nan")}
+
+
 def _heads(policy, ob: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean action ``(B, A)`` and value ``(B,)``; a shared encoder gets no critic gradient."""
     if policy.share_features_extractor:
@@ -138,6 +180,8 @@ def fit_student(model: PPO, data: DaggerData, epochs: int, batch_size: int, lr: 
     validation success 0.81 with the critic's gradient in the shared encoder, 0.91 without
     it, 0.97 after 30 epochs.
 
+    Samples whose return is NaN (:func:`collect_crowd`) train the actor only.
+
     Returns:
         The last epoch's mean ``actor_mse`` and ``critic_mse``.
     """
@@ -153,26 +197,32 @@ def fit_student(model: PPO, data: DaggerData, epochs: int, batch_size: int, lr: 
     for _ in range(epochs):
         order = rng.permutation(m)
         a_sum = c_sum = 0.0
+        c_num = 0
         for s in range(0, m, batch_size):
             idx = order[s:s + batch_size]
             ob = policy.obs_to_tensor({k: v[idx] for k, v in obs.items()})[0]
             mean, value = _heads(policy, ob)
             a_loss = torch.mean((mean - act_t[idx]) ** 2)
-            c_loss = torch.mean((value - ret_t[idx]) ** 2)
+            r = ret_t[idx]
+            known = torch.isfinite(r)  # crowd samples carry no return (NaN)
+            c_loss = (torch.mean((value[known] - r[known]) ** 2) if bool(known.any())
+                      else value.sum() * 0.0)
             opt.zero_grad()
             (a_loss + 0.5 * c_loss).backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             a_sum += float(a_loss.detach()) * len(idx)
-            c_sum += float(c_loss.detach()) * len(idx)
-        stats = {"actor_mse": a_sum / m, "critic_mse": c_sum / m}
+            c_sum += float(c_loss.detach()) * int(known.sum())
+            c_num += int(known.sum())
+        stats = {"actor_mse": a_sum / m, "critic_mse": c_sum / max(c_num, 1)}
     policy.set_training_mode(False)
     return stats
 
 
 def dagger(model: PPO, venv, teacher, steps: int, iterations: int, epochs: int,
            batch_size: int, lr: float, gamma: float, seed: int = 0,
-           progress: bool = True, log: Any = None) -> dict[str, Any]:
+           progress: bool = True, log: Any = None, extra: DaggerData | None = None
+           ) -> dict[str, Any]:
     """Run DAgger (module docstring) on ``model`` in place.
 
     Args:
@@ -184,6 +234,7 @@ def dagger(model: PPO, venv, teacher, steps: int, iterations: int, epochs: int,
         epochs, batch_size, lr: :func:`fit_student` settings per iteration.
         gamma: discount of the critic's return targets.
         log: optional ``callable(name: str, value: float, step: int)`` (TensorBoard).
+        extra: samples collected beforehand (e.g. :func:`collect_crowd`), part of every fit.
 
     Returns:
         Per-iteration ``beta``, behaviour success rate, samples and losses.
@@ -192,6 +243,9 @@ def dagger(model: PPO, venv, teacher, steps: int, iterations: int, epochs: int,
         raise ValueError(f"steps and iterations must be >= 1; got {steps}, {iterations}")
     rng = np.random.default_rng(seed)
     data = DaggerData()
+    if extra is not None:
+        data.obs = {k: list(v) for k, v in extra.obs.items()}
+        data.actions, data.returns = list(extra.actions), list(extra.returns)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -81,14 +81,50 @@ def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(Path(cfg.output_dir) / "tensorboard" / "imitation"))
+    extra, crowd = None, None
+    if im.crowd_steps > 0:
+        extra, crowd = _crowd_data(cfg, env)
     result = dagger(model, env, teacher, im.steps, im.iterations, im.epochs, im.batch_size,
                     im.learning_rate, cfg.ppo.gamma, seed=cfg.seed, progress=cfg.progress,
-                    log=writer.add_scalar if writer is not None else None)
+                    log=writer.add_scalar if writer is not None else None, extra=extra)
+    if crowd is not None:
+        result["crowd"] = crowd
     if writer is not None:
         writer.close()
     model.save(ckpt_dir / "ppo_0_steps.zip")
     (Path(cfg.output_dir) / "imitation.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _crowd_data(cfg: TrainAgentConfig, env: VecEnv):
+    """Teacher samples from EgoCrowd worlds (``imitation.crowd_*``) on the training scenes."""
+    from egosim.agents.imitation import DaggerData, collect_crowd
+    from egosim.agents.scripted import SamplingController
+    from egosim.config_agent import crowd_env_config
+    from egosim.envs.vector import SB3VecEnv
+
+    im = cfg.imitation
+    stage = cfg.stages[0]
+    crowd_cfg = crowd_env_config(cfg.env, {
+        "crowd.num_humans": im.crowd_humans, "reward.penetration_mode": stage.penetration_mode,
+        "reward.weights.penetration": stage.penetration_weight})
+    venv = SB3VecEnv(num_envs=im.crowd_envs, config=crowd_cfg, crowd=True)
+    venv.seed(cfg.seed + 104729)
+    teacher = SamplingController(venv, candidates=im.candidates, sigma=im.sigma,
+                                 rng=np.random.default_rng(cfg.seed),  # warm_start's codebook
+                                 fixed=im.fixed_candidates, human_weight=im.human_weight)
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=im.crowd_steps, desc="imitation (crowd teacher)", unit="human step",
+                   file=sys.stderr, dynamic_ncols=True)
+    data = DaggerData()
+    stats = collect_crowd(venv, teacher, im.crowd_steps, data, bar)
+    if bar is not None:
+        bar.close()
+    venv.close()
+    return data, stats
 
 
 def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:

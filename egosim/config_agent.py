@@ -18,7 +18,7 @@ from egosim.config_base import StrictModel
 
 __all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection",
            "SelectionSection", "TrainAgentConfig",
-           "EvalAgentConfig", "env_config"]
+           "EvalAgentConfig", "crowd_env_config", "env_config"]
 
 
 def env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
@@ -35,6 +35,20 @@ def env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
 
     flat = {**_flatten(overrides), **_flatten(extra or {})}
     return load_config("env_locomotion", flat, schema=LocomotionEnvConfig)
+
+
+def crowd_env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
+    """The shipped ``env_crowd`` config with ``overrides`` (then ``extra``) applied; keys as
+    :func:`env_config`.
+
+    Raises:
+        egosim.config.ConfigError: an override names an unknown key or a bad value.
+    """
+    from egosim.config import load_config
+    from egosim.config_env import CrowdEnvConfig
+
+    flat = {**_flatten(overrides), **_flatten(extra or {})}
+    return load_config("env_crowd", flat, schema=CrowdEnvConfig)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -124,6 +138,13 @@ class ImitationSection(StrictModel):
     fixed_candidates: bool = Field(True, description="one codebook of latents for every "
                                    "step (a learnable, deterministic teacher) instead of "
                                    "fresh samples")
+    crowd_steps: int = Field(0, ge=0, description="extra human steps of teacher data from "
+                             "EgoCrowd worlds, where the teacher steers around the others "
+                             "(0: none)")
+    crowd_humans: int = Field(4, ge=2, le=64, description="humans per crowd world")
+    crowd_envs: int = Field(16, ge=1, le=1024, description="crowd worlds stepped together")
+    human_weight: float = Field(10.0, ge=0.0, description="teacher's cost (m) per unit "
+                                "fraction of frames near another human (crowd data)")
     epochs: int = Field(30, ge=1, le=1000, description="passes over the data per iteration")
     batch_size: int = Field(512, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
