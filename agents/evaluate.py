@@ -12,7 +12,8 @@ prior       the motion prior's own rollouts: ``z ~ N(0, I)`` (action ``z / scale
             clipped to [-1, 1])
 zero        ``z = 0`` (the prior's mean latent) every step
 scripted    :class:`egosim.agents.scripted.SamplingController` (33 sampled latents per
-            step, decoded, the one ending nearest the route target kept)
+            step, decoded, the one ending nearest the route target kept; in crowds
+            ``scripted_human_weight`` > 0 also steers around the other humans)
 ==========  ==========================================================================
 
 Metrics (per controller; means over episodes unless said):
@@ -216,7 +217,8 @@ def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:
         elif name == "scripted":
             from egosim.agents.scripted import SamplingController
 
-            ctrl = SamplingController(venv, rng=np.random.default_rng(cfg.seed))
+            ctrl = SamplingController(venv, rng=np.random.default_rng(cfg.seed),
+                                      human_weight=cfg.scripted_human_weight)
         else:
             ctrl = zero_controller(latent, n)
         results[name] = run_episodes(venv, ctrl, cfg.episodes,

@@ -234,6 +234,8 @@ class EvalAgentConfig(StrictModel):
         ["prior"], description="also run: prior (z ~ N(0, I), the motion prior's own "
         "rollouts), zero (z = 0, the prior's mean latent), scripted (sampling controller, "
         "egosim.agents.scripted)")
+    scripted_human_weight: float = Field(0.0, ge=0.0, description="the scripted baseline's "
+                                         "cost (m) for frames near other humans (crowds)")
     episodes: int = Field(64, ge=1, le=100_000, description="episodes per controller")
     seed: int = Field(100_000, ge=0, description="sub-env i's generator seed is seed + i")
     scene: str = Field("procedural:apartment", description="scenes.load spec")

@@ -50,6 +50,7 @@ def test_bad_train_config_names_the_key(override, words):
     ("scene_seeds=[5, 2]", ["scene_seeds"]),
     ("baselines=[random]", ["baselines", "random"]),
     ("jsn=true", ["jsn"]),
+    ("scripted_human_weight=-1", ["scripted_human_weight"]),
 ])
 def test_bad_eval_config_names_the_key(override, words):
     with pytest.raises(ConfigError) as err:

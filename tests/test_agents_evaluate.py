@@ -77,3 +77,18 @@ def test_scripted_controller_moves_towards_targets():
             obs, _, _, infos = venv.step(ctrl(obs))
         dists[name] = float(np.mean([i["goal_distance_m"] for i in infos]))
     assert dists["scripted"] < dists["zero"] - 0.3, dists
+
+
+@pytest.mark.slow
+def test_crowd_eval_with_a_human_avoiding_planner(tiny_policy, tmp_path, capsys):
+    env = json.dumps({**EASY_ENV, "episode.max_steps": 3})
+    rc = main([f"policy={tiny_policy}", "episodes=2", "seed=3", "scene=procedural:room",
+               "crowd=true", "num_humans=2", "num_envs=1", "json=true", f"env={env}",
+               "progress=false", "plot=false", "baselines=[scripted]",
+               "scripted_human_weight=10", f"output_dir={tmp_path}"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["crowd"] is True and out["episodes"] == 2
+    planner = out["baselines"]["scripted"]
+    assert planner["episodes"] == 2 and planner["human_collisions"] >= 0.0
+    assert 0.0 <= planner["success_rate"] <= 1.0
