@@ -41,10 +41,11 @@ samples from EgoCrowd worlds, where the planner also pays for frames within 0.6 
 human (extrapolated at its current velocity), are added to every fit; their returns are
 NaN and train the actor only. Measured with the planner alone (``egosim eval-agent
 crowd=true episodes=16 num_envs=8 "baselines=[scripted]" scripted_human_weight=10``, 4 humans
-per apartment): 3.50 human-human collisions per episode, 5.88 without that cost. A student cloned from 12,288 single-human
-plus 12,288 crowd samples did not learn it: 5.81 collisions per episode with the others in
-its rays, 5.94 without (the single-human student: 4.38 and 4.56), and 0.875 single-human
-held-out success (0.938). So ``crowd_steps`` is 0 in the shipped config.
+per apartment): 3.50 human-human collisions per episode, 5.88 without that cost. A student
+cloned from 12,288 single-human plus 12,288 crowd samples did not learn it: 5.81 collisions
+per episode with the others in its rays, 5.94 without (the single-human student: 4.38 and
+4.56), and 0.875 single-human held-out success (0.938). So ``crowd_steps`` is 0 in the
+shipped config.
 
 PPO (:mod:`egosim.agents.train`) then continues from these weights with EgoGen's two stages.
 """
