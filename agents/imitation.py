@@ -30,10 +30,11 @@ critic          mean squared error between the value head and the discounted ret
 
 ``iterations = 1`` is plain behaviour cloning (the teacher acts at every step), which the
 shipped config uses: on the validation scenes (seeds 200-300, 32 episodes) students fitted to
-pure teacher data reached 0.88-0.97 success (6,144-12,288 samples, 30-120 epochs), while
-four DAgger runs (4 or 6 iterations, with and without ego-sensing) reached 0.75-0.78. States
-the student drives into (against walls, circling) carry teacher labels that the student's
-mean action cannot fit without losing the common case.
+pure teacher data reached 0.94-0.97 success (``benchmarks/bench_imitation.py``: 6,144
+samples, 10 and 30 epochs; the shipped 12,288-sample fit: 0.94), while four DAgger runs
+(``egosim train-agent imitation.iterations=4`` or ``6``, with and without ego-sensing)
+reached 0.75-0.78. A likely cause: states the student drives into (against walls, circling)
+carry teacher labels that its mean action cannot fit without losing the common case.
 
 Crowds (:func:`collect_crowd`, ``imitation.crowd_steps``): the single-human env never shows
 another human in the rays, so a student trained there has no reason to avoid one. Teacher
@@ -169,11 +170,13 @@ def collect_crowd(venv, teacher, steps: int, data: DaggerData, bar: Any = None
             "success_rate": float(np.mean(successes)) if successes else float("nan")}
 
 
-def _heads(policy, ob: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean action ``(B, A)`` and value ``(B,)``; a shared encoder gets no critic gradient."""
+def _heads(policy, ob: dict[str, torch.Tensor], critic_to_encoder: bool = False
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean action ``(B, A)`` and value ``(B,)``; a shared encoder gets no critic gradient
+    unless ``critic_to_encoder``."""
     if policy.share_features_extractor:
         pi_features = policy.extract_features(ob)
-        vf_features = pi_features.detach()
+        vf_features = pi_features if critic_to_encoder else pi_features.detach()
     else:
         pi_features, vf_features = policy.extract_features(ob)
     mean = policy.action_net(policy.mlp_extractor.forward_actor(pi_features))
@@ -182,15 +185,15 @@ def _heads(policy, ob: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
 
 
 def fit_student(model: PPO, data: DaggerData, epochs: int, batch_size: int, lr: float,
-                rng: np.random.Generator) -> dict[str, float]:
+                rng: np.random.Generator, critic_to_encoder: bool = False
+                ) -> dict[str, float]:
     """Fit the policy's mean action and value head to ``data`` (module table).
 
     Only the actor loss reaches the actor's encoder: the critic has its own
     (``policy.share_features_extractor=False``) or, when shared, sees it detached. The
     critic's squared error on returns of order 10-100 otherwise dominates the clipped
-    gradient: measured on 6,144 teacher samples (10 epochs, 32 validation episodes),
-    validation success 0.81 with the critic's gradient in the shared encoder, 0.91 without
-    it, 0.97 after 30 epochs.
+    gradient (``benchmarks/bench_imitation.py`` measures it; ``critic_to_encoder=True``
+    restores that behaviour of a shared encoder, for such comparisons).
 
     Samples whose return is NaN (:func:`collect_crowd`) train the actor only.
 
@@ -213,7 +216,7 @@ def fit_student(model: PPO, data: DaggerData, epochs: int, batch_size: int, lr: 
         for s in range(0, m, batch_size):
             idx = order[s:s + batch_size]
             ob = policy.obs_to_tensor({k: v[idx] for k, v in obs.items()})[0]
-            mean, value = _heads(policy, ob)
+            mean, value = _heads(policy, ob, critic_to_encoder)
             a_loss = torch.mean((mean - act_t[idx]) ** 2)
             r = ret_t[idx]
             known = torch.isfinite(r)  # crowd samples carry no return (NaN)
