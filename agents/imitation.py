@@ -145,10 +145,9 @@ def collect_crowd(venv, teacher, steps: int, data: DaggerData, bar: Any = None
     Returns:
         ``samples`` added and the teacher's per-human success rate over finished episodes.
     """
-    inner = venv
-    while not hasattr(inner, "sim"):
-        inner = inner.venv
-    sim = inner.sim
+    from egosim.agents.scripted import simulation_of
+
+    sim = simulation_of(venv)
     n = sim.N
     obs = venv.reset()
     added, successes = 0, []

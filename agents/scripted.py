@@ -25,7 +25,24 @@ import torch
 
 from egosim.envs.motion.marker_frame import to_canonical, to_world
 
-__all__ = ["SamplingController"]
+__all__ = ["SamplingController", "simulation_of"]
+
+
+def simulation_of(venv):
+    """The simulation behind an SB3 ``VecEnv`` over
+    :class:`egosim.envs.vector.EgoVectorEnv`, looking through wrappers (``VecMonitor`` ->
+    ``SB3VecEnv`` -> ``EgoVectorEnv``).
+
+    Raises:
+        TypeError: ``venv`` does not wrap an ``EgoVectorEnv``.
+    """
+    inner = venv
+    while not hasattr(inner, "sim"):
+        if not hasattr(inner, "venv"):
+            raise TypeError("needs a VecEnv over egosim.envs.vector.EgoVectorEnv; got "
+                            f"{type(venv).__name__}")
+        inner = inner.venv
+    return inner.sim
 
 
 class SamplingController:
@@ -59,13 +76,7 @@ class SamplingController:
                  human_weight: float = 0.0, human_clearance: float | None = None) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1; got {candidates}")
-        inner = venv
-        while not hasattr(inner, "sim"):  # VecMonitor -> SB3VecEnv -> EgoVectorEnv
-            if not hasattr(inner, "venv"):
-                raise TypeError("SamplingController needs a VecEnv over "
-                                "egosim.envs.vector.EgoVectorEnv")
-            inner = inner.venv
-        self.sim = inner.sim
+        self.sim = simulation_of(venv)
         self.candidates, self.sigma = int(candidates), float(sigma)
         self.obstacle_weight = float(obstacle_weight)
         self.heading_weight = float(heading_weight)
