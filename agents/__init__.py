@@ -1,4 +1,4 @@
-"""agents subpackage (see DESIGN.md): what acts in the EgoGen worlds.
+"""What acts in the EgoGen worlds.
 
 Modules (imported on demand; importing ``egosim.agents`` stays light):
 

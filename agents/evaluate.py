@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.config_agent import EvalAgentConfig, crowd_env_config, env_config
+from egosim.agents.config import EvalAgentConfig, crowd_env_config, env_config
 
 __all__ = ["SHIPPED_POLICY", "STEP_SECONDS", "Controller", "load_policy",
            "policy_controller", "prior_controller", "zero_controller", "run_episodes",

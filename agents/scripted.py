@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from egosim.envs.motion.marker_frame import to_canonical, to_world
+from egosim.envs.motion.canonical_markers import to_canonical, to_world
 
 __all__ = ["SamplingController", "simulation_of"]
 

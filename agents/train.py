@@ -1,6 +1,6 @@
 """PPO (stable-baselines3) on the batched EgoLocomotion env, EgoGen's two-stage schedule.
 
-Read top to bottom: the config (:class:`egosim.config_agent.TrainAgentConfig`) holds every
+Read top to bottom: the config (:class:`egosim.agents.config.TrainAgentConfig`) holds every
 hyper-parameter; :func:`run_train` builds the batched env (``num_envs`` humans stepped in
 one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")`` with
 :class:`egosim.agents.policy.EgoGenExtractor`, and trains stage after stage (default:
@@ -32,8 +32,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from egosim.agents.config import StageSection, TrainAgentConfig, env_config
 from egosim.agents.policy import policy_kwargs
-from egosim.config_agent import StageSection, TrainAgentConfig, env_config
 
 __all__ = ["make_train_env", "build_model", "warm_start", "select_checkpoint",
            "latest_checkpoint", "run_train", "main"]
@@ -98,9 +98,9 @@ def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
 
 def _crowd_data(cfg: TrainAgentConfig, env: VecEnv):
     """Teacher samples from EgoCrowd worlds (``imitation.crowd_*``) on the training scenes."""
+    from egosim.agents.config import crowd_env_config
     from egosim.agents.imitation import DaggerData, collect_crowd
     from egosim.agents.scripted import SamplingController
-    from egosim.config_agent import crowd_env_config
     from egosim.envs.vector import SB3VecEnv
 
     im = cfg.imitation

@@ -24,9 +24,9 @@ import torch
 def _policy(venv):
     from stable_baselines3 import PPO
 
+    from egosim.agents.config import TrainAgentConfig
     from egosim.agents.evaluate import SHIPPED_POLICY
     from egosim.agents.train import build_model
-    from egosim.config_agent import TrainAgentConfig
 
     if SHIPPED_POLICY.is_file():
         return PPO.load(SHIPPED_POLICY, device="cpu"), "shipped"
@@ -41,8 +41,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from egosim.agents.config import env_config
     from egosim.agents.evaluate import policy_controller, prior_controller
-    from egosim.config_agent import env_config
     from egosim.envs.vector import SB3VecEnv
 
     cfg = env_config({"scene.seed": 3, "scene.options": {"num_rooms": 4}})

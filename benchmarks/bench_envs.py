@@ -34,9 +34,9 @@ def egogen_sized_prior() -> str:
         return str(checkpoint_dir())
     folder = cache_dir("bench_env_prior", "untrained-egogen-v1")
     if not (folder / CVAE_FILE).is_file():
-        from egosim.config_motion import TrainPriorConfig
-        from egosim.envs.motion.model_data import synthetic_primitives
+        from egosim.envs.motion.config import TrainPriorConfig
         from egosim.envs.motion.train_prior import Trainer
+        from egosim.envs.motion.training_data import synthetic_primitives
 
         data = synthetic_primitives(3, 80, seed=0)
         cfg = TrainPriorConfig(output_dir=str(folder / "run"), progress=False,

@@ -6,7 +6,7 @@ fresh policy to the same data three ways and measures each one's success on the 
 scenes (``selection`` of the config: scene seeds 200-300, the same episodes for every row):
 
 * ``shared encoder, critic gradient in it``: SB3's default policy, actor and critic losses
-  summed through one encoder (the agent before issue 5's fix);
+  summed through one encoder (the agent's former default);
 * ``shared encoder, critic detached``: the critic reads the encoder but does not train it;
 * ``separate encoders``: actor and critic each have one (the shipped default).
 
@@ -31,12 +31,12 @@ VARIANTS = [("shared encoder, critic gradient in it", True, True),
 
 
 def main() -> None:
+    from egosim.agents.config import env_config
     from egosim.agents.evaluate import policy_controller, run_episodes
     from egosim.agents.imitation import DaggerData, _collect, fit_student
     from egosim.agents.scripted import SamplingController
     from egosim.agents.train import build_model, make_train_env
     from egosim.config import load_config
-    from egosim.config_agent import env_config
     from egosim.envs.vector import SB3VecEnv
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,7 +16,7 @@ import time
 
 
 def main(argv: list[str]) -> int:
-    from egosim.envs.motion.data_dataset import DEFAULT_CLIPS, build_primitive_dataset
+    from egosim.envs.motion.primitive_dataset import DEFAULT_CLIPS, build_primitive_dataset
     from egosim.envs.motion.retarget import retarget_named
 
     quick = "--quick" in argv

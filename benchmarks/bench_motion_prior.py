@@ -6,8 +6,8 @@ new body. The vertices are computed three ways, side by side in one run:
 
 * ``smplx``: ``smplx.SMPLX.forward`` per human (dense skinning, pose correctives, the reference);
 * ``previous``: the block-sparse ``BodyLayer.vertices`` that this repository used before
-  issue 4's speed fix (reproduced below; it left pose correctives out);
-* ``new``: :class:`egosim.envs.motion.skinning.SparseSkinning` through
+  the earlier markers-only speed-up (reproduced below; it left pose correctives out);
+* ``new``: :class:`egosim.envs.humans.sequence_skinning.SparseSkinning` through
   ``MotionPrior.vertices`` (shaped rest mesh once per human, sparse skinning, correctives
   when the model has them).
 
@@ -39,8 +39,8 @@ import torch
 
 def _prior():
     from egosim.envs.motion.body_layer import BodyLayer
+    from egosim.envs.motion.canonical_markers import MarkerJoints
     from egosim.envs.motion.cvae import MarkerCVAE
-    from egosim.envs.motion.marker_frame import MarkerJoints
     from egosim.envs.motion.prior import MotionPrior
     from egosim.envs.motion.regressor import MarkerRegressor
 
@@ -91,7 +91,7 @@ class PreviousVertices:
     def __call__(self, out, chunk: int = 64) -> torch.Tensor:
         from smplx.lbs import batch_rigid_transform
 
-        from egosim.envs.motion.rotations import axis_angle_to_matrix
+        from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
         b, t = out.transl.shape[:2]
         pose = torch.cat([out.global_orient[:, :, None], out.body_pose.reshape(b, t, 21, 3)], 2)
@@ -165,7 +165,7 @@ def _time_interleaved(fns: dict[str, Callable[[], object]], repeats: dict[str, i
 def bench(batch: int, repeats: int, smplx_repeats: int, prior, previous: PreviousVertices,
           reference: SmplxVertices, clock: Callable[[], float] = time.perf_counter
           ) -> dict[str, float]:
-    from egosim.envs.motion.marker_frame import to_canonical
+    from egosim.envs.motion.canonical_markers import to_canonical
 
     state, _ = prior.reset(batch, seed=0)
     g = torch.Generator().manual_seed(1)
@@ -212,7 +212,7 @@ def bench(batch: int, repeats: int, smplx_repeats: int, prior, previous: Previou
 
 def main() -> None:
     from egosim.envs.humans import BodyModel
-    from egosim.envs.humans.procedural import GENDERS
+    from egosim.envs.humans.model_files import GENDERS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -262,7 +262,7 @@ def main() -> None:
               f"{b / r['t_new_steady']:>24.1f} {b / r['t_new_buffer']:>25.1f}")
     errs = ", ".join(f"batch {b}: {r['err_previous']:.1e} m" for b, r in results.items())
     print(f"previous path vs smplx, largest vertex difference: {errs}")
-    print("body frames = 18 new frames per primitive; target (issue 4): >= 200 primitives/s "
+    print("body frames = 18 new frames per primitive; target: >= 200 primitives/s "
           "(4,000 body frames/s) at batch 64, step + vertices")
 
 

@@ -11,7 +11,7 @@ planned path in a scene (``egosim.envs.scenes.load``) and reports frames per sec
 * ``bare``: the same rays, precomputed, cast by ``embreex`` alone on all cores (one
   thread per core, ``output=1``), with no ray generation and no outputs: the ceiling.
 
-Targets (issue 3): samurai 128x128 RGB + depth + semantic >= 20x pybullet and >= 75 %
+Targets: samurai 128x128 RGB + depth + semantic >= 20x pybullet and >= 75 %
 of bare; apartment 128x128 RGB-D >= 800 fps. Times are the best of ``--repeats`` passes
 over the path (the machine may be shared, so the best pass is the least disturbed). Rates
 are printed twice: from wall-clock time, and from the process's CPU time of the same pass

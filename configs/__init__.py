@@ -1,1 +1,1 @@
-"""configs subpackage (see DESIGN.md)."""
+"""The shipped YAML configs (package data); their schemas live beside what they configure."""

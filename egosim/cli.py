@@ -23,13 +23,13 @@ __all__ = ["main"]
 
 
 def _run_demo(cfg: Any) -> None:
-    from egosim.demo import run_demo
+    from egosim.apps.demo import run_demo
 
     run_demo(cfg)
 
 
 def _run_scene(cfg: Any) -> None:
-    from egosim.demo import describe_scene
+    from egosim.apps.demo import describe_scene
 
     describe_scene(cfg)
 
@@ -42,7 +42,7 @@ def _run_train_prior(cfg: Any) -> None:
 
 
 def _run_prior_video(cfg: Any) -> None:
-    from egosim.prior_video import render_prior_video
+    from egosim.apps.prior_video import render_prior_video
 
     render_prior_video(cfg)
 

@@ -122,9 +122,9 @@ class SceneJobConfig(StrictModel):
 
 
 def _schemas() -> dict[str, type[BaseModel]]:
-    from egosim.config_agent import EvalAgentConfig, TrainAgentConfig
-    from egosim.config_env import CrowdEnvConfig, LocomotionEnvConfig
-    from egosim.config_motion import PriorVideoConfig, TrainPriorConfig
+    from egosim.agents.config import EvalAgentConfig, TrainAgentConfig
+    from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
+    from egosim.envs.motion.config import PriorVideoConfig, TrainPriorConfig
 
     return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig,
             "prior_video": PriorVideoConfig, "env_locomotion": LocomotionEnvConfig,

@@ -71,13 +71,13 @@ class EgoCrowdEnv(EgoEnvBase):
 
     ``gymnasium.make("egosim/EgoCrowd-v0", config="env_crowd", overrides=None,
     render_mode=None)`` (see EgoLocomotionEnv; schema
-    :class:`egosim.config_env.CrowdEnvConfig`).
+    :class:`egosim.envs.config.CrowdEnvConfig`).
     """
 
     def __init__(self, config: str | os.PathLike | dict | BaseModel | None = None,
                  overrides: list[str] | dict[str, Any] | None = None,
                  render_mode: str | None = None) -> None:
-        from egosim.config_env import CrowdEnvConfig
+        from egosim.envs.config import CrowdEnvConfig
 
         cfg = resolve_config(config, overrides, CrowdEnvConfig, "env_crowd")
         self._setup(cfg, cfg.crowd.num_humans, cfg.crowd.min_separation, render_mode)

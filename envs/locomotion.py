@@ -88,7 +88,7 @@ class EgoLocomotionEnv(EgoEnvBase):
 
     ``gymnasium.make("egosim/EgoLocomotion-v0", config="env_locomotion", overrides=None,
     render_mode=None)``: ``config`` is a shipped config name, a YAML path, a dict or a
-    :class:`egosim.config_env.LocomotionEnvConfig`; ``overrides`` are dotted ``key=value``
+    :class:`egosim.envs.config.LocomotionEnvConfig`; ``overrides`` are dotted ``key=value``
     strings or a dict (e.g. ``["scene.seed=3", "prior.path=/ckpt"]``).
     ``render_mode="rgb_array"`` returns the top-down map beside the ego view
     (:mod:`egosim.envs.topdown`).
@@ -97,7 +97,7 @@ class EgoLocomotionEnv(EgoEnvBase):
     def __init__(self, config: str | os.PathLike | dict | BaseModel | None = None,
                  overrides: list[str] | dict[str, Any] | None = None,
                  render_mode: str | None = None) -> None:
-        from egosim.config_env import LocomotionEnvConfig
+        from egosim.envs.config import LocomotionEnvConfig
 
         cfg = resolve_config(config, overrides, LocomotionEnvConfig, "env_locomotion")
         self._setup(cfg, 1, 0.0, render_mode)

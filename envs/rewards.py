@@ -1,5 +1,5 @@
-"""EgoGen's reward terms for one motion primitive (DESIGN.md, "Facts from the published
-systems"), and the body-vertex probe of the penetration term.
+"""EgoGen's reward terms for one motion primitive (its published terms and weights), and the
+body-vertex probe of the penetration term.
 
 All terms are computed per human from the 18 new frames of a primitive (40 fps) plus the last
 frame of the previous one; each raw term is weighted by ``reward.weights`` and the reward is
@@ -95,7 +95,7 @@ class PenetrationProbe:
 
     def __init__(self, body, num_vertices: int = 256, model_dir=None) -> None:
         from egosim.envs.humans import BODY_PART_NAMES, BodyModel, body_part_labels
-        from egosim.envs.humans.procedural import GENDERS
+        from egosim.envs.humans.model_files import GENDERS
 
         self.body = body
         tmpl, dirs, widx, wval = [], [], [], []
@@ -141,7 +141,7 @@ class PenetrationProbe:
             global_orient: ``(B, T, 3)``; body_pose: ``(B, T, 63)`` axis-angles (rad);
             transl: ``(B, T, 3)`` (m); betas: ``(B, S)``; gender: ``(B,)`` int.
         """
-        from egosim.envs.motion.rotations import axis_angle_to_matrix
+        from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
         b, t = transl.shape[:2]
         g = gender.long().repeat_interleave(t)

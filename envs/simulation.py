@@ -73,7 +73,7 @@ class Simulation:
     """``num_worlds`` worlds of ``humans_per_world`` humans (see the module docstring).
 
     Args:
-        cfg: a :class:`egosim.config_env.LocomotionEnvConfig` (or crowd config).
+        cfg: a :class:`egosim.envs.config.LocomotionEnvConfig` (or crowd config).
         num_worlds: ``E``; humans_per_world: ``N``.
         min_separation: smallest start-start and goal-goal distance (m) within a world.
     """

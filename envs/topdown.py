@@ -9,7 +9,7 @@ Right panel (``size x size``): the first human's first RGB head camera when came
 configured (nearest-neighbour resized), otherwise its ego-sensing as a 1-D depth strip: one
 column per ray (left ray on the left), bar height and brightness growing with closeness.
 
-Pure numpy; no scene renderer needed (envs never import ``egosim.visualize``).
+Pure numpy; no scene renderer needed (envs never import ``egosim.apps.visualize``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class EgoVectorEnv(VectorEnv):
                  = None, overrides: list[str] | dict[str, Any] | None = None,
                  crowd: bool = False, render_mode: str | None = None,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
-        from egosim.config_env import CrowdEnvConfig, LocomotionEnvConfig
+        from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
         from egosim.envs.simulation import Simulation
 
         if not isinstance(num_envs, int) or num_envs < 1:

@@ -23,7 +23,7 @@ from egosim.sensors.rig import (
     egogen_rgb_spec,
     head_frame,
 )
-from egosim.sensors.scene import DynamicMesh, SceneArrays, SceneLike
+from egosim.sensors.scene_contract import DynamicMesh, SceneArrays, SceneLike
 from egosim.sensors.shapes import SimpleScene, box_triangles, capsule_triangles
 from egosim.sensors.spec import (
     MODALITIES,

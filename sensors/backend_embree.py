@@ -35,7 +35,7 @@ import numpy as np
 from egosim.sensors.camera import pixel_rays
 from egosim.sensors.lighting import Lighting
 from egosim.sensors.raycast import RayCaster, default_num_threads
-from egosim.sensors.scene import DynamicMesh, SceneArrays
+from egosim.sensors.scene_contract import DynamicMesh, SceneArrays
 from egosim.sensors.spec import CameraSpec
 
 __all__ = ["EmbreeBackend", "GroupRequest"]

@@ -22,7 +22,7 @@ import numpy as np
 from egosim.sensors.backend_embree import GroupRequest
 from egosim.sensors.camera import intrinsics_matrix
 from egosim.sensors.lighting import Lighting
-from egosim.sensors.scene import DynamicMesh, SceneArrays
+from egosim.sensors.scene_contract import DynamicMesh, SceneArrays
 
 __all__ = ["PybulletBackend", "gl_projection", "gl_view"]
 

@@ -1,6 +1,6 @@
 """Camera geometry: intrinsics, projection and unprojection, pixel rays, pose checks.
 
-Conventions (see DESIGN.md): camera frame in OpenCV axes (x right, y down, z forward),
+Conventions (ARCHITECTURE.md): camera frame in OpenCV axes (x right, y down, z forward),
 poses are camera-to-world ``4x4`` matrices, metres. **Pixel coordinates follow OpenCV:
 the centre of pixel ``(row i, column j)`` is at ``(u, v) = (j, i)``**; the image covers
 ``u in [-0.5, W - 0.5]``, ``v in [-0.5, H - 0.5]``. With the default intrinsics the

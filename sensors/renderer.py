@@ -23,7 +23,7 @@ from egosim.sensors.backend_embree import EmbreeBackend, GroupRequest
 from egosim.sensors.camera import check_poses, sensor_extrinsic
 from egosim.sensors.lighting import Lighting
 from egosim.sensors.noise import apply_depth_noise, sub_poses_from_velocity
-from egosim.sensors.scene import DynamicMesh, SceneArrays
+from egosim.sensors.scene_contract import DynamicMesh, SceneArrays
 from egosim.sensors.spec import CameraSpec
 
 __all__ = ["BACKENDS", "Renderer"]
@@ -44,7 +44,7 @@ class Renderer:
     """Renders :class:`CameraSpec` cameras at batches of poses.
 
     Args:
-        scene: any object meeting :class:`~egosim.sensors.scene.SceneLike`.
+        scene: any object meeting :class:`~egosim.sensors.scene_contract.SceneLike`.
         backend: ``embree`` (default; Embree ray casting, every modality and projection)
             or ``pybullet`` (TinyRenderer reference: pinhole, rgb/depth/semantic/instance).
         lighting: RGB lighting; default :class:`Lighting` (); see :meth:`set_lighting`.

@@ -69,7 +69,7 @@ def capsule_triangles(base, height: float, radius: float, segments: int = 16,
 
 @dataclass
 class SimpleScene:
-    """A :class:`~egosim.sensors.scene.SceneLike` assembled from triangle soups.
+    """A :class:`~egosim.sensors.scene_contract.SceneLike` assembled from triangle soups.
 
     Use :meth:`add` to append parts; attributes follow the scene contract.
     """

@@ -18,10 +18,10 @@ from egosim.paths import cache_dir
 
 
 def _untrained_prior() -> str:
-    from egosim.config_motion import TrainPriorConfig
-    from egosim.envs.motion.model_data import synthetic_primitives
+    from egosim.envs.motion.config import TrainPriorConfig
     from egosim.envs.motion.prior import CVAE_FILE
     from egosim.envs.motion.train_prior import Trainer
+    from egosim.envs.motion.training_data import synthetic_primitives
 
     folder = cache_dir("test_env_prior", "untrained-v1")
     if (folder / CVAE_FILE).is_file():

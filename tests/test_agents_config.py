@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from egosim.agents.config import EvalAgentConfig, TrainAgentConfig, env_config
 from egosim.config import ConfigError, load_config
-from egosim.config_agent import EvalAgentConfig, TrainAgentConfig, env_config
 
 
 def test_shipped_configs_validate_with_egogen_defaults():

@@ -8,9 +8,9 @@ import imageio.v3 as iio
 import pytest
 from agents_support import EASY_ENV, TINY_PPO, stages
 
+from egosim.agents.config import TrainAgentConfig
 from egosim.agents.evaluate import METRIC_KEYS, format_table, main
 from egosim.agents.train import run_train
-from egosim.config_agent import TrainAgentConfig
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def test_scripted_controller_moves_towards_targets():
     """After 4 steps the sampling controller is nearer the goal than z = 0."""
     import numpy as np
 
+    from egosim.agents.config import env_config
     from egosim.agents.evaluate import zero_controller
     from egosim.agents.scripted import SamplingController
-    from egosim.config_agent import env_config
     from egosim.envs.vector import SB3VecEnv
 
     cfg = env_config({**EASY_ENV, "goal.heading_noise_deg": 180.0})

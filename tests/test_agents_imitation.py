@@ -11,6 +11,7 @@ import torch
 from agents_support import EASY_ENV, TINY_PPO, stages
 from stable_baselines3 import PPO
 
+from egosim.agents.config import TrainAgentConfig, crowd_env_config
 from egosim.agents.imitation import (
     DaggerData,
     _discounted,
@@ -21,7 +22,6 @@ from egosim.agents.imitation import (
 from egosim.agents.scripted import SamplingController
 from egosim.agents.train import build_model, latest_checkpoint, make_train_env, run_train
 from egosim.config import ConfigError, load_config
-from egosim.config_agent import TrainAgentConfig, crowd_env_config
 from egosim.envs.vector import SB3VecEnv
 
 

@@ -11,9 +11,9 @@ import pytest
 from agents_support import EASY_ENV, stages
 from stable_baselines3 import PPO
 
+from egosim.agents.config import TrainAgentConfig, env_config
 from egosim.agents.evaluate import policy_controller, run_episodes
 from egosim.agents.train import build_model, make_train_env, run_train
-from egosim.config_agent import TrainAgentConfig, env_config
 from egosim.envs.vector import SB3VecEnv
 
 EPISODES = 16

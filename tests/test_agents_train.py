@@ -8,8 +8,8 @@ import pytest
 from agents_support import EASY_ENV, TINY_PPO, stages
 from stable_baselines3 import PPO
 
+from egosim.agents.config import TrainAgentConfig
 from egosim.agents.train import latest_checkpoint, run_train
-from egosim.config_agent import TrainAgentConfig
 
 
 def _cfg(tmp_path, a: int, b: int, **kw) -> TrainAgentConfig:

@@ -18,8 +18,8 @@ SECONDS = 2.5
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One short `egosim demo` run with the crowd video (small views, 2.5 s)."""
+    from egosim.apps.demo import run_demo
     from egosim.config import load_config
-    from egosim.demo import run_demo
 
     root = tmp_path_factory.mktemp("crowd_demo")
     with pytest.MonkeyPatch.context() as mp:
@@ -72,7 +72,7 @@ def test_demo_writes_crowd_video_of_humans_walking(demo_run: dict[str, Any]) -> 
 
 
 def test_crowd_video_is_deterministic(demo_run: dict[str, Any], tmp_path: Path) -> None:
-    from egosim.crowd_video import render_crowd_video
+    from egosim.apps.crowd_video import render_crowd_video
 
     cfg = demo_run["cfg"]
     first = demo_run["summary"]["crowd_video"]
@@ -91,7 +91,7 @@ def test_crowd_video_is_deterministic(demo_run: dict[str, Any], tmp_path: Path) 
 
 
 def test_body_proxy_follows_the_full_mesh() -> None:
-    from egosim.crowd_video import BodyProxy
+    from egosim.apps.crowd_video import BodyProxy
     from egosim.envs import resources
 
     prior = resources.get_prior(None)
@@ -112,8 +112,8 @@ def test_body_proxy_follows_the_full_mesh() -> None:
 
 
 def test_bad_arguments_name_the_config_key(tmp_path: Path) -> None:
+    from egosim.apps.crowd_video import render_crowd_video
     from egosim.config import ConfigError, load_config
-    from egosim.crowd_video import render_crowd_video
 
     for override, key in (("crowd_humans=1", "crowd_humans"), ("crowd_fps=60", "crowd_fps"),
                           ("crowd_max_seconds=0", "crowd_max_seconds")):

@@ -22,8 +22,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from egosim.apps.demo import run_demo
     from egosim.config import load_config
-    from egosim.demo import run_demo
 
     out_dir = cache / "demo"
     cfg = load_config("demo", [f"output_dir={out_dir}", "turntable_views=4",
@@ -63,8 +63,8 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
 
 
 def test_demo_is_deterministic(cache: Path) -> None:
+    from egosim.apps.demo import run_demo
     from egosim.config import load_config
-    from egosim.demo import run_demo
 
     runs = []
     for name in ("a", "b"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from egosim.config import ConfigError, load_config
-from egosim.config_env import CrowdEnvConfig, LocomotionEnvConfig
+from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
 from egosim.envs.ego_sensing import cylinder_hits, ego_sensing, fan_directions, gaze_forward
 from egosim.envs.rewards import facing, foot_terms, penetration_reward, pose_prior
 from egosim.envs.task import Route, episode_end

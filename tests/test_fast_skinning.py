@@ -1,4 +1,4 @@
-"""All-vertex fast path (issue 4, speed): SparseSkinning equals smplx.SMPLX, correctives kept."""
+"""All-vertex fast path (speed): SparseSkinning equals smplx.SMPLX, correctives kept."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from egosim.envs.humans import BodyModel
-from egosim.envs.humans.procedural import GENDERS
+from egosim.envs.humans.model_files import GENDERS
 from egosim.envs.motion.body_layer import BodyLayer
-from egosim.envs.motion.rotations import axis_angle_to_matrix
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
 TOL = 1e-5  # m
 
@@ -123,7 +123,7 @@ def test_pose_correctives_applied_when_present(models):
 def test_kinematic_tree_equals_smplx_chain(models):
     from smplx.lbs import batch_rigid_transform
 
-    from egosim.envs.motion.skinning import KinematicTree
+    from egosim.envs.humans.sequence_skinning import KinematicTree
 
     parents = models[0].smplx.parents
     g = torch.Generator().manual_seed(5)

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from egosim.envs.motion import augment as aug
-from egosim.envs.motion.data_rotations import heading_of, resample_linear, resample_times
-from egosim.envs.motion.data_stats import LEFT_FOOT, RIGHT_FOOT, WAIST, foot_contact_stats
 from egosim.envs.motion.deepmimic import (
     forward_kinematics,
     list_motions,
@@ -15,9 +13,11 @@ from egosim.envs.motion.deepmimic import (
     parse_motion,
     urdf_skeleton,
 )
+from egosim.envs.motion.foot_contact import LEFT_FOOT, RIGHT_FOOT, WAIST, foot_contact_stats
 from egosim.envs.motion.retarget import HUMANOID_TO_WORLD, replant, retarget
+from egosim.envs.motion.rotations_numpy import heading_of, resample_linear, resample_times
 
-# Documented clip lengths (DESIGN.md), seconds.
+# Documented clip lengths (pybullet_data's DeepMimic files), seconds.
 DURATIONS = {"walk": 1.27, "run": 0.80, "jump": 1.77, "dance_a": 1.62, "kick": 1.53,
              "punch": 2.13, "spin": 4.42}
 
@@ -93,7 +93,7 @@ def test_retargeted_walk_keeps_feet_on_floor_and_moves_forward(walk):
     _, clip, report = walk
     clip2, markers, joints = replant(clip)  # idempotent: already planted
     assert np.allclose(clip2.transl, clip.transl, atol=2e-3)
-    from egosim.envs.motion.data_body import evaluate
+    from egosim.envs.motion.body_sequences import evaluate
 
     pts, _ = evaluate(clip.global_orient, clip.body_pose, clip.transl, clip.betas, soles=True)
     soles = pts[:, 67:, 2].min(axis=1)

@@ -7,15 +7,15 @@ import pickle
 import numpy as np
 import pytest
 
-from egosim.envs.motion.canonical import canonicalize, canonicalize_params, uncanonicalize
-from egosim.envs.motion.data_body import evaluate, rest_joints
-from egosim.envs.motion.data_dataset import (
+from egosim.envs.motion.body_sequences import evaluate, rest_joints
+from egosim.envs.motion.canonical_joints import canonicalize, canonicalize_params, uncanonicalize
+from egosim.envs.motion.loaders import load_amass, load_folder, load_samp
+from egosim.envs.motion.primitive_dataset import (
     DatasetConfig,
     PrimitiveDataset,
     build_primitive_dataset,
 )
-from egosim.envs.motion.loaders import load_amass, load_folder, load_samp
-from egosim.envs.motion.primitives import cut_windows, window_starts
+from egosim.envs.motion.primitive_windows import cut_windows, window_starts
 
 
 def _fake_motion(t: int, fps: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

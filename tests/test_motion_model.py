@@ -1,4 +1,4 @@
-"""Motion model (issue 4, model half): C-VAE, regressor, body layer, prior, training, metrics."""
+"""Motion model (model half): C-VAE, regressor, body layer, prior, training, metrics."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from egosim.config import ConfigError, load_config
-from egosim.config_motion import TrainPriorConfig
 from egosim.envs.motion.body_layer import BodyLayer
+from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
+from egosim.envs.motion.config import TrainPriorConfig
 from egosim.envs.motion.cvae import CVAEConfig, MarkerCVAE, constant_velocity, cvae_loss
-from egosim.envs.motion.marker_frame import MarkerJoints, to_canonical, to_world
 from egosim.envs.motion.metrics import apd, foot_stats, reconstruction_errors
-from egosim.envs.motion.model_data import clip_sequences, synthetic_primitives
 from egosim.envs.motion.regressor import (
     MarkerRegressor,
     RegressorConfig,
@@ -20,12 +19,13 @@ from egosim.envs.motion.regressor import (
     regressor_loss,
     sample_bodies,
 )
-from egosim.envs.motion.rotations import (
+from egosim.envs.motion.rotations_torch import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_rot6d,
     rot6d_to_matrix,
 )
+from egosim.envs.motion.training_data import clip_sequences, synthetic_primitives
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_rotation_round_trips():
 
 def test_body_layer_matches_smplx(body):
     from egosim.envs.humans import BodyModel
-    from egosim.envs.humans.procedural import GENDERS
+    from egosim.envs.humans.model_files import GENDERS
 
     g = torch.Generator().manual_seed(1)
     aa = torch.randn(3, 22, 3, generator=g) * 0.4

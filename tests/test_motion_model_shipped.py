@@ -1,6 +1,6 @@
 """The shipped motion-prior checkpoints: they load, and 100-primitive rollouts stay human.
 
-Bounds are issue 4's: no NaN, pelvis height within the training data's range, the lowest
+Bounds are the model card's: no NaN, pelvis height within the training data's range, the lowest
 foot marker at contact within 2 cm of the training data's own contact height (markers sit on
 the skin, above the sole), foot skating at most 1.5x the training data's.
 """

@@ -1,4 +1,4 @@
-"""Body-surface foot measure (issue 4): height of the lowest foot-sole vertex at contact.
+"""Body-surface foot measure: height of the lowest foot-sole vertex at contact.
 
 A procedural SMPL-X body stands upright (``STANDING_ORIENT``, rest pose); it is shifted so
 that its lowest foot vertex is at a chosen height, and the sole measure of
@@ -17,7 +17,6 @@ import torch
 
 from egosim.envs.humans import BODY_PART_NAMES, BodyModel, body_part_labels
 from egosim.envs.motion.body_layer import BodyLayer
-from egosim.envs.motion.data_clip import STANDING_ORIENT
 from egosim.envs.motion.metrics import (
     CONTACT_HEIGHT,
     FPS,
@@ -26,7 +25,8 @@ from egosim.envs.motion.metrics import (
     sole_stats,
     sole_track,
 )
-from egosim.envs.motion.rotations import axis_angle_to_matrix
+from egosim.envs.motion.motion_clip import STANDING_ORIENT
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from egosim.envs import resources
-from egosim.envs.motion.rotations import axis_angle_to_matrix
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
 
 def test_probe_points_equal_full_body_vertices():

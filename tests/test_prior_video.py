@@ -7,9 +7,9 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from egosim.apps.prior_video import floor_grid, render_prior_video
 from egosim.cli import main
 from egosim.config import load_config
-from egosim.prior_video import floor_grid, render_prior_video
 
 
 def test_floor_grid_is_a_checkerboard() -> None:

@@ -2,7 +2,7 @@
 
 The reference below casts every pixel ray on its own terms: from the near plane, with
 :meth:`RayCaster.cast`, per pose, and shades hits with the formulas documented in
-``egosim.sensors.lighting`` and ``egosim.sensors.scene`` (flat, two-sided Lambert;
+``egosim.sensors.lighting`` and ``egosim.sensors.scene_contract`` (flat, two-sided Lambert;
 nearest texel, repeating). The renderer instead casts from the camera centre, recasts
 near-plane hits, and shades from packed per-face tables over a thread pool; both must
 give the same images up to float32 rounding (a few pixels on triangle or texel edges).
@@ -26,7 +26,7 @@ from egosim.sensors import (
     head_frame,
     pixel_rays,
 )
-from egosim.sensors.scene import SceneArrays
+from egosim.sensors.scene_contract import SceneArrays
 
 PERSON = 12
 MODALITIES = ("rgb", "depth", "semantic", "instance", "normal")

@@ -10,7 +10,7 @@ import trimesh
 
 import egosim.envs.scenes.scene as scene_module
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.primitives import box_triangles
+from egosim.envs.scenes.mesh_builder import box_triangles
 
 
 @pytest.fixture(autouse=True)

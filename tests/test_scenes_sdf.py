@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.primitives import box_triangles
+from egosim.envs.scenes.mesh_builder import box_triangles
 from egosim.envs.scenes.sdf import choose_resolution
 
 LO = np.array([-1.0, -0.5, 0.0])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.primitives import box_triangles
+from egosim.envs.scenes.mesh_builder import box_triangles
 from egosim.envs.scenes.procedural import WALL_THICKNESS
 
 

@@ -36,16 +36,14 @@ _EXPORTS = {
     "Appearance": "appearance",
     "Y_UP_TO_Z_UP": "world_frame",
     "body_to_world": "world_frame",
-    "procedural_model_path": "procedural",
-    "generate_body_arrays": "procedural",
-    "GENERATOR_VERSION": "procedural",
-    "GENDERS": "procedural",
+    "procedural_model_path": "procedural.generator",
+    "generate_body_arrays": "procedural.generator",
+    "GENERATOR_VERSION": "procedural.generator",
+    "GENDERS": "model_files",
     "JOINT_NAMES": "skeleton",
     "PARENTS": "skeleton",
-    "SHAPE_NAMES": "shape_space",
-    "EXPRESSION_NAMES": "shape_space",
-    # The motion prior lives in egosim.envs.motion; re-exported here as the issue names it.
-    "MotionPrior": "egosim.envs.motion.prior",
+    "SHAPE_NAMES": "procedural.shape_space",
+    "EXPRESSION_NAMES": "procedural.shape_space",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -54,7 +52,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         target = _EXPORTS[name]
-        module = importlib.import_module(target if "." in target else f"{__name__}.{target}")
+        module = importlib.import_module(f"{__name__}.{target}")
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -114,7 +114,7 @@ def sample_appearance(rng_or_seed: np.random.Generator | int,
         raise TypeError(f"rng_or_seed must be a numpy Generator or an int seed; "
                         f"got {rng_or_seed!r}")
     if labels is None or template is None:
-        from .procedural import procedural_model_path
+        from egosim.envs.humans.procedural.generator import procedural_model_path
 
         with np.load(procedural_model_path("neutral")) as data:
             if labels is None:

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from egosim.envs.humans.model_files import GENDERS, model_filename
+from egosim.envs.humans.procedural.generator import procedural_model_path
+from egosim.envs.humans.subset_skinning import SparseLBS, SparseOutput
+
 from .marker_set import MARKER_VERTEX_IDS
-from .procedural import GENDERS, model_filename, procedural_model_path
-from .sparse_lbs import SparseLBS, SparseOutput
 
 __all__ = ["BodyModel", "MarkerOutput", "resolve_model_file", "SMPLX_DIR_ENV"]
 

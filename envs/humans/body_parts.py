@@ -73,7 +73,7 @@ def body_part_labels(weights: np.ndarray | None = None) -> np.ndarray:
         ``(V,)`` int64 indices into :data:`BODY_PART_NAMES`.
     """
     if weights is None:
-        from .procedural import procedural_model_path
+        from egosim.envs.humans.procedural.generator import procedural_model_path
 
         with np.load(procedural_model_path("neutral")) as data:
             weights = data["weights"]

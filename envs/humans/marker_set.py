@@ -6,15 +6,23 @@ on the procedural body these vertices sit at the anatomical places their names d
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
 import numpy as np
 import torch
 
-from .anatomy import load_marker_file
+__all__ = ["load_marker_file", "MARKER_NAMES", "MARKER_VERTEX_IDS", "FOOT_MARKER_NAMES",
+           "FOOT_MARKER_INDICES", "EYE_JOINTS", "markers", "eye_midpoint"]
 
-__all__ = ["MARKER_NAMES", "MARKER_VERTEX_IDS", "FOOT_MARKER_NAMES", "FOOT_MARKER_INDICES",
-           "EYE_JOINTS", "markers", "eye_midpoint"]
+
+
+def load_marker_file() -> dict:
+    """The shipped ``data/ssm2_67_markers.json`` (``markers``: name -> vertex id, ...)."""
+    text = resources.files("egosim.envs.humans").joinpath("data/ssm2_67_markers.json").read_text()
+    return json.loads(text)
+
 
 _DATA = load_marker_file()
 #: The 67 marker names in file order.

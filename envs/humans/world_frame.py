@@ -1,7 +1,7 @@
 """From SMPL-X's y-up body frame to egosim's z-up world.
 
 SMPL-X (canonical body frame): ``+x`` the body's left, ``+y`` up, ``+z`` forward.
-World (DESIGN.md): metres, ``+z`` up, floor at ``z = 0``.
+World (ARCHITECTURE.md, "Conventions"): metres, ``+z`` up, floor at ``z = 0``.
 
 :data:`Y_UP_TO_Z_UP` maps body coordinates to a z-up frame in which the body faces ``+x``
 and its left is ``+y`` (a proper rotation: a cyclic permutation of the axes). A body with

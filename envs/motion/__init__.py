@@ -1,4 +1,4 @@
-"""Motion data and motion models (EgoGen's transition model; issue 4).
+"""Motion data and motion models (EgoGen's transition model).
 
 Data half (imported lazily, so ``import egosim.envs.motion`` stays light):
 
@@ -6,9 +6,10 @@ Data half (imported lazily, so ``import egosim.envs.motion`` stays light):
 - :mod:`.retarget` — DeepMimic -> SMPL-X at 40 fps with planted feet (``retarget_named``).
 - :mod:`.augment` — speed, turning, mirroring, start/stop, idle, transitions, body shapes.
 - :mod:`.loaders` — AMASS ``.npz`` / SAMP ``.pkl`` / folders -> :class:`MotionClip`.
-- :mod:`.primitives`, :mod:`.canonical` — 20-frame primitives in EgoGen's canonical frame.
-- :mod:`.data_dataset` — :class:`PrimitiveDataset` (the models' input), ``default_dataset``.
-- :mod:`.data_stats` — ``foot_contact_stats`` (foot height at contact, skating, pelvis).
+- :mod:`.primitive_windows`, :mod:`.canonical_joints` — 20-frame primitives in EgoGen's
+  canonical frame (:mod:`.canonical_markers`: the same frame from markers alone, rollouts).
+- :mod:`.primitive_dataset` — :class:`PrimitiveDataset` (the models' input), ``default_dataset``.
+- :mod:`.foot_contact` — ``foot_contact_stats`` (foot height at contact, skating, pelvis).
 
 Model half:
 
@@ -26,9 +27,9 @@ from typing import Any
 
 # name -> module (relative to this package). Data modules first; model modules may add theirs.
 _EXPORTS: dict[str, str] = {
-    "MotionClip": "data_clip",
-    "MOTION_FPS": "data_clip",
-    "STANDING_ORIENT": "data_clip",
+    "MotionClip": "motion_clip",
+    "MOTION_FPS": "motion_clip",
+    "STANDING_ORIENT": "motion_clip",
     "load_motion": "deepmimic",
     "list_motions": "deepmimic",
     "retarget": "retarget",
@@ -37,17 +38,17 @@ _EXPORTS: dict[str, str] = {
     "load_amass": "loaders",
     "load_samp": "loaders",
     "load_folder": "loaders",
-    "canonicalize": "canonical",
-    "uncanonicalize": "canonical",
-    "canonicalize_params": "canonical",
-    "PRIMITIVE_FRAMES": "primitives",
-    "HISTORY_FRAMES": "primitives",
-    "PrimitiveDataset": "data_dataset",
-    "DatasetConfig": "data_dataset",
-    "build_primitive_dataset": "data_dataset",
-    "default_dataset": "data_dataset",
-    "foot_contact_stats": "data_stats",
-    "FootContactStats": "data_stats",
+    "canonicalize": "canonical_joints",
+    "uncanonicalize": "canonical_joints",
+    "canonicalize_params": "canonical_joints",
+    "PRIMITIVE_FRAMES": "primitive_windows",
+    "HISTORY_FRAMES": "primitive_windows",
+    "PrimitiveDataset": "primitive_dataset",
+    "DatasetConfig": "primitive_dataset",
+    "build_primitive_dataset": "primitive_dataset",
+    "default_dataset": "primitive_dataset",
+    "foot_contact_stats": "foot_contact",
+    "FootContactStats": "foot_contact",
     # model half
     "MotionPrior": "prior",
     "MarkerCVAE": "cvae",

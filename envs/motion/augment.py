@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .data_clip import STANDING_ORIENT, MotionClip
-from .data_rotations import (
+from egosim.envs.motion.motion_clip import STANDING_ORIENT, MotionClip
+from egosim.envs.motion.rotations_numpy import (
     heading_of,
     matrix_to_rotvec,
     resample_linear,
@@ -309,7 +309,7 @@ def reshape(clip: MotionClip, betas: np.ndarray, gender: str | None = None) -> M
     Heights are left to :func:`~.retarget.replant`, which must follow (the dataset builder
     does), since the new legs are longer or shorter.
     """
-    from .data_body import leg_length
+    from egosim.envs.motion.body_sequences import leg_length
 
     g = clip.gender if gender is None else gender
     b = np.asarray(betas, dtype=np.float64)

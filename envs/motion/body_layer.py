@@ -29,10 +29,9 @@ import torch
 
 from egosim.envs.humans.body_model import BodyModel
 from egosim.envs.humans.marker_set import MARKER_VERTEX_IDS
-from egosim.envs.humans.procedural import GENDERS
-
-from .rotations import axis_angle_to_matrix
-from .skinning import KinematicTree, SparseSkinning, empty_output
+from egosim.envs.humans.model_files import GENDERS
+from egosim.envs.humans.sequence_skinning import KinematicTree, SparseSkinning, empty_output
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
 __all__ = ["BodyLayer", "GENDERS", "gender_index"]
 

@@ -6,7 +6,7 @@ pelvis, x from the left to the right hip). Each frame is flattened to ``D = 67 *
 numbers and normalised per coordinate with statistics stored in the model (buffers
 ``mean``/``std``, so they travel with the checkpoint).
 
-Architecture (DESIGN.md, "Facts from the published systems"):
+Architecture (EgoGen's published C-VAE):
 
 * history encoder: GRU ``201 -> 256`` over the ``H`` history frames, last hidden state;
 * future encoder: GRU ``201 -> 256`` over the ``F`` future frames, last hidden state;

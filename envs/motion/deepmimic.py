@@ -42,7 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_rotations import quat_normalize, quat_to_rotvec, rotvec_to_matrix, wxyz_to_xyzw
+from egosim.envs.motion.rotations_numpy import (
+    quat_normalize,
+    quat_to_rotvec,
+    rotvec_to_matrix,
+    wxyz_to_xyzw,
+)
 
 __all__ = [
     "URDF_SCALE",

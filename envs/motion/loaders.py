@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from .data_clip import MOTION_FPS, MotionClip
-from .data_rotations import resample_linear, resample_rotvec, resample_times
+from egosim.envs.motion.motion_clip import MOTION_FPS, MotionClip
+from egosim.envs.motion.rotations_numpy import resample_linear, resample_rotvec, resample_times
 
 __all__ = ["clip_from_arrays", "load_amass", "load_samp", "load_folder"]
 

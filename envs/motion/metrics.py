@@ -1,4 +1,4 @@
-"""Figures of merit of the motion prior (issue 4), from markers and from body vertices.
+"""Figures of merit of the motion prior, from markers and from body vertices.
 
 Definitions (world frame, z up, floor at z = 0, 40 fps):
 
@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 from egosim.envs.humans.marker_set import FOOT_MARKER_INDICES
+from egosim.envs.motion.canonical_markers import MarkerJoints
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
 from .cvae import MarkerCVAE, constant_velocity
-from .marker_frame import MarkerJoints
-from .rotations import axis_angle_to_matrix
 
 __all__ = ["foot_stats", "pelvis_heights", "data_reference", "apd", "reconstruction_errors",
            "evaluate_all", "foot_vertex_ids", "sole_track", "sole_stats",
@@ -316,7 +316,7 @@ def rollout_metrics(prior: Any, num_primitives: int = 100, batch_size: int = 8, 
 @torch.no_grad()
 def evaluate_all(prior: Any, held: Any, num_primitives: int = 100, batch_size: int = 8,
                  seed: int = 1, max_frames: int = 4000) -> dict[str, float]:
-    """Every figure of issue 4 on held-out primitives ``held`` (a ``PrimitiveSet``).
+    """Every model-card figure on held-out primitives ``held`` (a ``PrimitiveSet``).
 
     Regressor: re-projection error on up to ``max_frames`` held-out frames (canonical
     markers with their bodies' betas and gender); C-VAE: :func:`reconstruction_errors`;

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
+from egosim.envs.motion.rotations_torch import matrix_to_axis_angle
+
 from .body_layer import BodyLayer
 from .cvae import CVAEConfig, MarkerCVAE
-from .marker_frame import MarkerJoints, to_canonical, to_world
 from .regressor import MarkerRegressor, RegressorConfig, params_to_frame
-from .rotations import matrix_to_axis_angle
 
 __all__ = ["MotionPrior", "PriorState", "Rollout", "checkpoint_dir", "CVAE_FILE",
            "REGRESSOR_FILE"]
@@ -331,7 +332,7 @@ class MotionPrior(torch.nn.Module):
                 return (a loop that reuses it skips allocating, and page-faulting, 145 MB per
                 call at ``B = 64``, ``T = 18``); overwritten on the next call that gets it.
         """
-        from .rotations import axis_angle_to_matrix
+        from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
         b, t = out.transl.shape[:2]
         pose = torch.cat([out.global_orient[:, :, None], out.body_pose.reshape(b, t, 21, 3)], 2)

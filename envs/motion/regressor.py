@@ -27,9 +27,13 @@ import torch
 from torch import nn
 
 from egosim.envs.humans.marker_set import MARKER_NAMES
+from egosim.envs.motion.rotations_torch import (
+    matrix_to_axis_angle,
+    matrix_to_rot6d,
+    rot6d_to_matrix,
+)
 
 from .body_layer import NUM_BODY_ROT, BodyLayer
-from .rotations import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
 
 __all__ = ["RegressorConfig", "MarkerRegressor", "RegressorOutput", "regressor_loss",
            "waist_frame", "params_to_frame", "sample_bodies", "pose_bodies"]
@@ -281,7 +285,7 @@ def pose_bodies(body: BodyLayer, sample: dict[str, np.ndarray]) -> dict[str, tor
     Returns torch tensors ``rot (B, 22, 3, 3)``, ``transl (B, 3)``, ``markers (B, 67, 3)``,
     ``pelvis_rest (B, 3)``, ``betas``, ``gender``.
     """
-    from .rotations import axis_angle_to_matrix
+    from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
 
     pose = torch.from_numpy(sample["pose"])
     betas = torch.from_numpy(sample["betas"])

@@ -49,9 +49,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data_body import evaluate, leg_length, rest_joints
-from .data_clip import MOTION_FPS, MotionClip
-from .data_rotations import (
+from egosim.envs.motion.body_sequences import evaluate, leg_length, rest_joints
+from egosim.envs.motion.foot_contact import FootContactStats, foot_contact_stats
+from egosim.envs.motion.motion_clip import MOTION_FPS, MotionClip
+from egosim.envs.motion.rotations_numpy import (
     matrix_to_rotvec,
     quat_to_rotvec,
     resample_linear,
@@ -60,7 +61,7 @@ from .data_rotations import (
     rot_z,
     rotvec_to_matrix,
 )
-from .data_stats import FootContactStats, foot_contact_stats
+
 from .deepmimic import DeepMimicMotion, load_motion, urdf_skeleton
 
 __all__ = [
@@ -144,7 +145,7 @@ def deepmimic_to_smplx(motion: DeepMimicMotion, fps: float = MOTION_FPS
     k = t_dst.shape[0]
 
     def rs_quat(q: np.ndarray) -> np.ndarray:
-        from .data_rotations import rotvec_to_quat
+        from egosim.envs.motion.rotations_numpy import rotvec_to_quat
 
         return rotvec_to_quat(resample_rotvec(quat_to_rotvec(q), t_src, t_dst))
 

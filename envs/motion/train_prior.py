@@ -1,7 +1,7 @@
 """Train the motion prior: C-VAE stage 1, stage 2 (rollout fine-tuning), then the regressor.
 
 Read top to bottom (CleanRL style); every hyper-parameter is in ``configs/train_prior.yaml``
-(:class:`egosim.config_motion.TrainPriorConfig`). Entry point: :func:`run` (``egosim
+(:class:`egosim.envs.motion.config.TrainPriorConfig`). Entry point: :func:`run` (``egosim
 train-prior``). One global step counter runs through three phases::
 
     [0, S1)              stage 1: posterior reconstruction of single primitives
@@ -27,23 +27,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.config_motion import TrainPriorConfig
 from egosim.envs.humans.marker_set import MARKER_NAMES
-
-from .body_layer import BodyLayer
-from .cvae import CVAEConfig, MarkerCVAE, cvae_loss
-from .marker_frame import MarkerJoints, to_canonical, to_world
-from .metrics import data_reference
-from .model_data import (
+from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
+from egosim.envs.motion.config import TrainPriorConfig
+from egosim.envs.motion.rotations_torch import axis_angle_to_matrix
+from egosim.envs.motion.training_data import (
     PrimitiveSet,
     clip_sequences,
     from_dataset,
     load_primitives,
     synthetic_primitives,
 )
+
+from .body_layer import BodyLayer
+from .cvae import CVAEConfig, MarkerCVAE, cvae_loss
+from .metrics import data_reference
 from .prior import CVAE_FILE, REGRESSOR_FILE
 from .regressor import MarkerRegressor, RegressorConfig, pose_bodies, regressor_loss, sample_bodies
-from .rotations import axis_angle_to_matrix
 
 __all__ = ["run", "Trainer", "load_data", "evaluate_export", "evaluate_shipped"]
 
@@ -56,7 +56,7 @@ def load_data(cfg: TrainPriorConfig) -> PrimitiveSet:
         return synthetic_primitives(cfg.data.synthetic_clips, cfg.data.synthetic_frames,
                                     seed=cfg.seed)
     if cfg.data.source == "default":
-        from .data_dataset import default_dataset
+        from egosim.envs.motion.primitive_dataset import default_dataset
 
         return from_dataset(default_dataset(progress=cfg.progress))
     path = Path(cfg.data.path).expanduser()
@@ -273,7 +273,7 @@ def evaluate_export(cfg: TrainPriorConfig, summary: dict[str, Any], held: Primit
     prior = MotionPrior.load(cfg.export_dir)
     metrics = evaluate_all(prior, held, cfg.eval_primitives, cfg.eval_batch, seed=cfg.seed + 1)
     note = {"default": "The shipped DeepMimic clips of pybullet_data retargeted to SMPL-X and "
-            "augmented (egosim.envs.motion.data_dataset.default_dataset, default "
+            "augmented (egosim.envs.motion.primitive_dataset.default_dataset, default "
             "DatasetConfig).", "npz": f"Primitive file {cfg.data.path}.",
             "synthetic": "Synthetic procedural walking (model_data.synthetic_primitives)."}
     write_model_cards(cfg.export_dir, cfg, metrics, summary, note[cfg.data.source])

@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw
 from skimage.draw import disk, line
 from tqdm import tqdm
 
-from egosim.visualize import topdown_map
+from egosim.apps.visualize import topdown_map
 
 __all__ = ["render_crowd_video", "BodyProxy", "HUMAN_COLORS"]
 

@@ -100,7 +100,7 @@ def canonicalize_params(global_orient: np.ndarray, transl: np.ndarray, pelvis_re
         ``global_orient (N, T, 3)`` and ``transl (N, T, 3)`` that reproduce the canonical
         points when fed to SMPL-X with the same body pose and shape.
     """
-    from .data_rotations import matrix_to_rotvec, rotvec_to_matrix
+    from egosim.envs.motion.rotations_numpy import matrix_to_rotvec, rotvec_to_matrix
 
     g = rotvec_to_matrix(global_orient)
     rt = np.swapaxes(np.asarray(rot, dtype=np.float64), -1, -2)

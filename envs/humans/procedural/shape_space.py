@@ -46,9 +46,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from .primitives import Primitive
-from .skeleton import PELVIS_HEIGHT, joint_index
-from .skinning import smooth_field
+from egosim.envs.humans.procedural.implicit_shapes import Primitive
+from egosim.envs.humans.procedural.skinning_weights import smooth_field
+from egosim.envs.humans.skeleton import PELVIS_HEIGHT, joint_index
 
 __all__ = ["SHAPE_NAMES", "EXPRESSION_NAMES", "GENDER_COEFFICIENTS", "shape_directions",
            "expression_directions", "chest_field", "gender_offset"]

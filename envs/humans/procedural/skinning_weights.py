@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from .primitives import Primitive
-from .skeleton import NUM_JOINTS
+from egosim.envs.humans.procedural.implicit_shapes import Primitive
+from egosim.envs.humans.skeleton import NUM_JOINTS
 
 __all__ = ["owner_joints", "vertex_adjacency", "smooth_field", "skinning_weights",
            "joint_regressor"]

@@ -11,15 +11,14 @@ index. Coordinates are floor coordinates (m) of the SMPL-X frame: ``+x`` left, `
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
-from .skeleton import design_point
+from egosim.envs.humans.marker_set import load_marker_file
+from egosim.envs.humans.skeleton import design_point
 
-__all__ = ["SurfaceTarget", "vertex_targets", "load_marker_file", "ray_exit",
+__all__ = ["SurfaceTarget", "vertex_targets", "ray_exit",
            "assign_vertex_ids"]
 
 
@@ -38,12 +37,6 @@ class SurfaceTarget:
     vertex_id: int
     anchor: np.ndarray
     direction: np.ndarray
-
-
-def load_marker_file() -> dict:
-    """The shipped ``data/ssm2_67_markers.json`` (``markers``: name -> vertex id, ...)."""
-    text = resources.files("egosim.envs.humans").joinpath("data/ssm2_67_markers.json").read_text()
-    return json.loads(text)
 
 
 def _p(name: str) -> np.ndarray:

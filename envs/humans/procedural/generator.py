@@ -38,35 +38,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_HEIGHT, rest_joints
+from egosim.envs.humans.model_files import GENDERS, model_filename
+from egosim.envs.humans.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_HEIGHT, rest_joints
 
-__all__ = ["GENERATOR_VERSION", "NUM_VERTICES", "GENDERS", "generate_body_arrays",
-           "procedural_model_path", "procedural_model_dir", "model_filename"]
+__all__ = ["GENERATOR_VERSION", "NUM_VERTICES", "generate_body_arrays",
+           "procedural_model_path", "procedural_model_dir"]
 
 #: Bump whenever the generated arrays change; it keys the cache.
 GENERATOR_VERSION = "procedural-smplx-1"
 #: SMPL-X's vertex count.
 NUM_VERTICES = 10475
-#: Genders of the body model files.
-GENDERS: tuple[str, ...] = ("neutral", "male", "female")
 #: Marching-cubes grid step (m).
 GRID_SPACING = 0.004
 _NUM_POSE_BASIS = (NUM_JOINTS - 1) * 9
 
 
-def model_filename(gender: str) -> str:
-    """SMPL-X's file name for ``gender`` (``"SMPLX_NEUTRAL.npz"`` ...)."""
-    if gender not in GENDERS:
-        raise ValueError(f"gender must be one of {', '.join(GENDERS)}; got {gender!r}")
-    return f"SMPLX_{gender.upper()}.npz"
-
-
 def _neutral_mesh() -> dict[str, np.ndarray]:
     """Neutral surface, re-indexed, with per-vertex owners (floor coordinates)."""
-    from .anatomy import assign_vertex_ids, vertex_targets
-    from .meshing import decimate_exact, extract_surface
-    from .primitives import body_primitives
-    from .skinning import owner_joints
+    from egosim.envs.humans.procedural.anatomy import assign_vertex_ids, vertex_targets
+    from egosim.envs.humans.procedural.implicit_shapes import body_primitives
+    from egosim.envs.humans.procedural.meshing import decimate_exact, extract_surface
+    from egosim.envs.humans.procedural.skinning_weights import owner_joints
 
     prims = body_primitives()
     v, f = extract_surface(prims, GRID_SPACING)
@@ -86,16 +78,20 @@ def generate_body_arrays() -> dict[str, dict[str, np.ndarray]]:
         ``{gender: {npz key: array}}`` for ``neutral``, ``male``, ``female``; see the module
         docstring for the keys. Deterministic: the same bytes on every call.
     """
-    from .hands import hand_components, hand_mean
-    from .landmarks import facial_landmarks
-    from .primitives import body_primitives
-    from .shape_space import (
+    from egosim.envs.humans.procedural.hands import hand_components, hand_mean
+    from egosim.envs.humans.procedural.implicit_shapes import body_primitives
+    from egosim.envs.humans.procedural.landmarks import facial_landmarks
+    from egosim.envs.humans.procedural.shape_space import (
         chest_field,
         expression_directions,
         gender_offset,
         shape_directions,
     )
-    from .skinning import joint_regressor, skinning_weights, vertex_adjacency
+    from egosim.envs.humans.procedural.skinning_weights import (
+        joint_regressor,
+        skinning_weights,
+        vertex_adjacency,
+    )
 
     mesh = _neutral_mesh()
     v, f, owners = mesh["v"], mesh["f"], mesh["owners"]

@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 from skimage.draw import disk, line
 from tqdm import tqdm
 
-from egosim.visualize import topdown_map
+from egosim.apps.visualize import topdown_map
 
 __all__ = ["scripted_walk", "render_walk_video", "colorize_depth", "colorize_labels"]
 

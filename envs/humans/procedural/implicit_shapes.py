@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .skeleton import FINGER_NAMES, design_point, joint_index
+from egosim.envs.humans.skeleton import FINGER_NAMES, design_point, joint_index
 
 __all__ = ["Primitive", "GROUP_BLEND", "COMBINE_BLEND", "body_primitives", "signed_distance"]
 
@@ -81,7 +81,7 @@ class Primitive:
 
     def mirrored(self) -> Primitive:
         """The same primitive reflected to the other side (``x -> -x``), owner swapped."""
-        from .skeleton import JOINT_NAMES
+        from egosim.envs.humans.skeleton import JOINT_NAMES
 
         name = JOINT_NAMES[self.owner]
         if name.startswith("left_"):

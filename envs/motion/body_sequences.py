@@ -67,7 +67,7 @@ def sole_vertex_ids(gender: str = "neutral", per_foot: int = 8) -> np.ndarray:
 @lru_cache(maxsize=6)
 def _sparse(gender: str, with_soles: bool) -> Any:
     from egosim.envs.humans import MARKER_VERTEX_IDS
-    from egosim.envs.humans.sparse_lbs import SparseLBS
+    from egosim.envs.humans.subset_skinning import SparseLBS
 
     ids = np.asarray(MARKER_VERTEX_IDS, dtype=np.int64)
     if with_soles:

@@ -13,7 +13,12 @@ import heapq
 
 import numpy as np
 
-from .primitives import COMBINE_BLEND, GROUP_BLEND, Primitive, signed_distance
+from egosim.envs.humans.procedural.implicit_shapes import (
+    COMBINE_BLEND,
+    GROUP_BLEND,
+    Primitive,
+    signed_distance,
+)
 
 __all__ = ["implicit_grid", "extract_surface", "decimate_exact", "is_closed_manifold"]
 

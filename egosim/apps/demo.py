@@ -3,8 +3,8 @@
 ``run_demo`` builds a procedural apartment, places posed SMPL-X bodies of different shapes
 in walkable spots, plans a path between two of them, and writes a top-down map and a
 turntable image of one body; with ``video`` also ``walk.mp4`` (a scripted walk along that
-path, :mod:`egosim.walk_video`) and, with ``crowd_video``, ``crowd.mp4`` (humans driven by
-the shipped PPO policy walking to their goals, :mod:`egosim.crowd_video`).
+path, :mod:`egosim.apps.walk_video`) and, with ``crowd_video``, ``crowd.mp4`` (humans driven by
+the shipped PPO policy walking to their goals, :mod:`egosim.apps.crowd_video`).
 ``describe_scene`` prints a scene's statistics and writes its top-down map.
 """
 
@@ -18,8 +18,8 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm import tqdm
 
+from egosim.apps.visualize import topdown_map, turntable
 from egosim.config import DemoConfig, SceneConfig, SceneJobConfig
-from egosim.visualize import topdown_map, turntable
 
 __all__ = ["run_demo", "describe_scene", "load_scene", "standing_pose"]
 
@@ -141,7 +141,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     steps.close()
     video = None
     if cfg.video:
-        from egosim.walk_video import render_walk_video
+        from egosim.apps.walk_video import render_walk_video
 
         video = render_walk_video(scene, path, out_dir / "walk.mp4", size=cfg.video_size,
                                   fps=cfg.video_fps, seed=cfg.body_seed,
@@ -149,7 +149,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         written["video"] = video["video"]
     crowd = None
     if cfg.video and cfg.crowd_video:
-        from egosim.crowd_video import render_crowd_video
+        from egosim.apps.crowd_video import render_crowd_video
 
         crowd = render_crowd_video(out_dir / "crowd.mp4", scene_spec=cfg.scene.spec,
                                    scene_seed=cfg.scene.seed,

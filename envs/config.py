@@ -1,10 +1,10 @@
-"""Schemas of ``configs/env_locomotion.yaml`` and ``configs/env_crowd.yaml`` (issue 5).
+"""Schemas of ``configs/env_locomotion.yaml`` and ``configs/env_crowd.yaml``.
 
 Every value of the EgoGen environments lives here: the scene and how often it changes, goal
-sampling and waypoints, the action scaling, ego-sensing, the reward weights (DESIGN.md,
-"Facts from the published systems") and the penetration rule, the episode length, the motion
-prior checkpoint, optional head cameras and the ``rgb_array`` view. Unknown keys and bad
-values are errors that name the key. Units: metres, degrees where named ``*_deg``.
+sampling and waypoints, the action scaling, ego-sensing, the reward weights (EgoGen's
+published values) and the penetration rule, the episode length, the motion prior checkpoint,
+optional head cameras and the ``rgb_array`` view. Unknown keys and bad values are errors that
+name the key. Units: metres, degrees where named ``*_deg``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class SensingSection(StrictModel):
 
 
 class RewardWeights(StrictModel):
-    """Weights of the EgoGen reward terms (DESIGN.md)."""
+    """Weights of the EgoGen reward terms (EgoGen's published values)."""
 
     foot_skating: float = 0.3
     floor_contact: float = 0.1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import ray_exit
+from egosim.envs.humans.procedural.anatomy import ray_exit
 
 __all__ = ["landmark_points_2d", "facial_landmarks", "NUM_STATIC", "NUM_CONTOUR", "NUM_YAW_BINS"]
 

@@ -1,10 +1,10 @@
-"""Schemas of ``configs/train_agent.yaml`` and ``configs/eval_agent.yaml`` (issue 5, agent).
+"""Schemas of ``configs/train_agent.yaml`` and ``configs/eval_agent.yaml``.
 
 Every hyper-parameter of the PPO agent lives here (CleanRL style: one visible config):
-EgoGen's PPO settings as defaults (DESIGN.md), the policy's encoder sizes, the two training
+EgoGen's published PPO settings as defaults, the policy's encoder sizes, the two training
 stages (soft penetration, then strict) and the evaluation protocol. The environment is the
 shipped ``env_locomotion`` config plus dotted ``env`` overrides, validated against
-:class:`egosim.config_env.LocomotionEnvConfig` when the config is loaded. Unknown keys and
+:class:`egosim.envs.config.LocomotionEnvConfig` when the config is loaded. Unknown keys and
 bad values are errors that name the key.
 """
 
@@ -31,7 +31,7 @@ def env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
         egosim.config.ConfigError: an override names an unknown key or a bad value.
     """
     from egosim.config import load_config
-    from egosim.config_env import LocomotionEnvConfig
+    from egosim.envs.config import LocomotionEnvConfig
 
     flat = {**_flatten(overrides), **_flatten(extra or {})}
     return load_config("env_locomotion", flat, schema=LocomotionEnvConfig)
@@ -45,7 +45,7 @@ def crowd_env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = N
         egosim.config.ConfigError: an override names an unknown key or a bad value.
     """
     from egosim.config import load_config
-    from egosim.config_env import CrowdEnvConfig
+    from egosim.envs.config import CrowdEnvConfig
 
     flat = {**_flatten(overrides), **_flatten(extra or {})}
     return load_config("env_crowd", flat, schema=CrowdEnvConfig)

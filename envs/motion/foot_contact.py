@@ -1,4 +1,4 @@
-"""Foot-contact statistics of marker motion (the numbers issue 4 reports).
+"""Foot-contact statistics of marker motion (the motion prior's model-card figures).
 
 All inputs are markers ``(T, 67, 3)`` in the z-up world (m, floor at ``z = 0``) at ``fps``.
 Definitions (used for the training data and for model rollouts alike):

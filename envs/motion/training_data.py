@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from .marker_frame import frame_from_joints, to_canonical
+from egosim.envs.motion.canonical_markers import frame_from_joints, to_canonical
 
 __all__ = ["PrimitiveSet", "load_primitives", "from_dataset", "synthetic_primitives",
            "clip_sequences"]
@@ -163,9 +163,8 @@ def synthetic_primitives(num_clips: int = 6, frames: int = 120, seed: int = 0,
     sinusoidally at a step frequency tied to the speed; random betas and gender.
     """
     from egosim.envs.humans.skeleton import joint_index
-
-    from .body_layer import BodyLayer
-    from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from egosim.envs.motion.body_layer import BodyLayer
+    from egosim.envs.motion.rotations_torch import axis_angle_to_matrix, matrix_to_axis_angle
 
     rng = np.random.default_rng(seed)
     body = BodyLayer(with_vertices=False)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .data_body import evaluate, gender_code
+from egosim.envs.motion.body_sequences import evaluate, gender_code
 
 __all__ = ["MotionClip", "MOTION_FPS", "STANDING_ORIENT"]
 
@@ -26,8 +26,7 @@ MOTION_FPS: float = 40.0
 
 def _standing_orient() -> np.ndarray:
     from egosim.envs.humans.world_frame import Y_UP_TO_Z_UP
-
-    from .data_rotations import matrix_to_rotvec
+    from egosim.envs.motion.rotations_numpy import matrix_to_rotvec
 
     return matrix_to_rotvec(np.asarray(Y_UP_TO_Z_UP, dtype=np.float64))
 

@@ -37,7 +37,7 @@ class DataSection(StrictModel):
 
 
 class CVAESection(StrictModel):
-    """C-VAE sizes and loss weights (DESIGN.md)."""
+    """C-VAE sizes and loss weights (EgoGen's published architecture)."""
 
     hidden: int = Field(256, ge=8, le=2048, description="GRU width")
     mlp: list[int] = Field(default_factory=lambda: [512, 256], description="posterior MLP")

@@ -40,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from . import augment as aug
-from .canonical import canonicalize, canonicalize_params
-from .data_body import GENDER_CODES, rest_joints
-from .data_clip import MOTION_FPS, MotionClip
-from .data_stats import foot_contact_stats
-from .primitives import PRIMITIVE_FRAMES, cut_windows, window_starts
-from .retarget import replant, retarget_named
+from egosim.envs.motion import augment as aug
+from egosim.envs.motion.body_sequences import GENDER_CODES, rest_joints
+from egosim.envs.motion.canonical_joints import canonicalize, canonicalize_params
+from egosim.envs.motion.foot_contact import foot_contact_stats
+from egosim.envs.motion.motion_clip import MOTION_FPS, MotionClip
+from egosim.envs.motion.primitive_windows import PRIMITIVE_FRAMES, cut_windows, window_starts
+from egosim.envs.motion.retarget import replant, retarget_named
 
 __all__ = [
     "DATA_VERSION",
@@ -118,7 +118,7 @@ class PrimitiveDataset:
 
     def world_markers(self, index: Any = slice(None)) -> np.ndarray:
         """Markers of primitives ``index`` in the z-up world, ``(n, 20, 67, 3)`` float64."""
-        from .canonical import uncanonicalize
+        from egosim.envs.motion.canonical_joints import uncanonicalize
 
         return uncanonicalize(self.markers[index], self.rot[index], self.origin[index])
 
