@@ -257,7 +257,7 @@ class EvalAgentConfig(StrictModel):
     @field_validator("scene")
     @classmethod
     def _valid_scene(cls, value: str) -> str:
-        from egosim.config import check_scene_spec
+        from egosim.envs.scenes.specs import check_scene_spec
 
         return check_scene_spec(value)
 

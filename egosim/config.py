@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from egosim.config_base import StrictModel
+from egosim.envs.scenes.specs import check_scene_spec
 from egosim.paths import configs_dir
 
 __all__ = [
@@ -25,37 +26,14 @@ __all__ = [
     "SceneJobConfig",
     "SCHEMAS",
     "apply_overrides",
-    "check_scene_spec",
     "check_seed_range",
     "format_validation_error",
     "load_config",
     "parse_overrides",
 ]
 
-SCENE_SPECS = (
-    "procedural:room",
-    "procedural:apartment",
-    "pybullet:samurai",
-    "pybullet:stadium",
-)
-
-
 class ConfigError(ValueError):
     """A config file or override is malformed; the message names key, value and rule."""
-
-
-def check_scene_spec(value: str) -> str:
-    """Return ``value`` if it is a known scene spec or a mesh path; else ValueError listing
-    the valid specs."""
-    if value in SCENE_SPECS:
-        return value
-    suffixes = (".obj", ".glb", ".gltf", ".ply")
-    if value.lower().endswith(suffixes):
-        return value
-    raise ValueError(
-        f"unknown scene spec {value!r}; use one of {', '.join(SCENE_SPECS)} "
-        f"or a path to a mesh file ({', '.join(suffixes)})"
-    )
 
 
 def check_seed_range(name: str, value: tuple[int, int]) -> tuple[int, int]:

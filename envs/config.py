@@ -36,7 +36,7 @@ class SceneSection(StrictModel):
     @field_validator("spec")
     @classmethod
     def _valid_spec(cls, value: str) -> str:
-        from egosim.config import check_scene_spec
+        from egosim.envs.scenes.specs import check_scene_spec
 
         return check_scene_spec(value)
 

@@ -28,7 +28,7 @@ from typing import Any
 # name -> module (relative to this package). Data modules first; model modules may add theirs.
 _EXPORTS: dict[str, str] = {
     "MotionClip": "motion_clip",
-    "MOTION_FPS": "motion_clip",
+    "MOTION_FPS": "primitive_windows",
     "STANDING_ORIENT": "motion_clip",
     "load_motion": "deepmimic",
     "list_motions": "deepmimic",
@@ -43,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "canonicalize_params": "canonical_joints",
     "PRIMITIVE_FRAMES": "primitive_windows",
     "HISTORY_FRAMES": "primitive_windows",
+    "FUTURE_FRAMES": "primitive_windows",
+    "STEP_SECONDS": "primitive_windows",
     "PrimitiveDataset": "primitive_dataset",
     "DatasetConfig": "primitive_dataset",
     "build_primitive_dataset": "primitive_dataset",

@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from egosim.envs.motion.body_sequences import evaluate, gender_code
+from egosim.envs.motion.primitive_windows import MOTION_FPS
 
 __all__ = ["MotionClip", "MOTION_FPS", "STANDING_ORIENT"]
 
-#: Frame rate of all egosim motion data (EgoGen's primitives are 40 fps).
-MOTION_FPS: float = 40.0
 
 
 def _standing_orient() -> np.ndarray:

@@ -1,18 +1,30 @@
-"""Cut motion into EgoGen's motion primitives: 20 frames at 40 fps (2 history + 18 future).
+"""EgoGen's motion primitive (20 frames at 40 fps: 2 history + 18 future) and the cutting of
+motion into primitive windows.
+
+The one home of the motion clock: :data:`MOTION_FPS`, :data:`PRIMITIVE_FRAMES`,
+:data:`HISTORY_FRAMES`, :data:`FUTURE_FRAMES` (new frames per env step) and
+:data:`STEP_SECONDS` (seconds of new motion per env step).
 
 Windows start every ``stride`` frames; each window is expressed in its own canonical frame
-(:mod:`.canonical`), built from the pelvis and hips of its first frame.
+(:mod:`.canonical_joints`), built from the pelvis and hips of its first frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PRIMITIVE_FRAMES", "HISTORY_FRAMES", "window_starts", "cut_windows"]
+__all__ = ["MOTION_FPS", "PRIMITIVE_FRAMES", "HISTORY_FRAMES", "FUTURE_FRAMES", "STEP_SECONDS",
+           "window_starts", "cut_windows"]
 
+#: Frame rate of all motion (data, prior rollouts, the simulation), Hz.
+MOTION_FPS: float = 40.0
 #: Frames per primitive and history frames among them (EgoGen).
 PRIMITIVE_FRAMES: int = 20
 HISTORY_FRAMES: int = 2
+#: New frames a primitive adds (one env step).
+FUTURE_FRAMES: int = PRIMITIVE_FRAMES - HISTORY_FRAMES
+#: Seconds of new motion per env step (18 / 40 = 0.45 s).
+STEP_SECONDS: float = FUTURE_FRAMES / MOTION_FPS
 
 
 def window_starts(num_frames: int, length: int = PRIMITIVE_FRAMES, stride: int = 10

@@ -26,15 +26,9 @@ from pathlib import Path
 
 from egosim.envs.scenes.classes import CLASS_NAMES, NUM_CLASSES, class_id
 from egosim.envs.scenes.scene import Scene
+from egosim.envs.scenes.specs import MESH_SUFFIXES, SPECS, spec_source
 
-__all__ = ["Scene", "load", "SPECS", "CLASS_NAMES", "NUM_CLASSES", "class_id"]
-
-SPECS: tuple[str, ...] = (
-    "procedural:room",
-    "procedural:apartment",
-    "pybullet:samurai",
-    "pybullet:stadium",
-)
+__all__ = ["Scene", "load", "SPECS", "MESH_SUFFIXES", "CLASS_NAMES", "NUM_CLASSES", "class_id"]
 
 SCENE_OPTIONS: tuple[str, ...] = (
     "grid_resolution",
@@ -81,17 +75,7 @@ def load(spec: str | os.PathLike, seed: int | None = None, **options) -> Scene:
             value, unreadable or empty mesh file (the message names the file).
         FileNotFoundError: a mesh path that does not exist.
     """
-    if isinstance(spec, str) and spec in SPECS:
-        source = spec
-    elif isinstance(spec, (str, os.PathLike)) and Path(spec).suffix.lower() in (
-        ".obj", ".glb", ".gltf", ".ply"
-    ):
-        source = "file"
-    else:
-        raise ValueError(
-            f"unknown scene spec {spec!r}; valid specs: {', '.join(SPECS)}, "
-            "or a path to a .obj, .glb, .gltf or .ply file"
-        )
+    source = spec_source(spec)
     scene_opts, src_opts = _split_options(source, options)
     if source == "procedural:room":
         from egosim.envs.scenes.procedural import generate_room

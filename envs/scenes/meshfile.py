@@ -29,6 +29,7 @@ import numpy as np
 from egosim.envs.scenes.classes import class_from_name, class_id
 from egosim.envs.scenes.geometry import face_areas, face_normals
 from egosim.envs.scenes.materials import srgb_to_linear
+from egosim.envs.scenes.specs import MESH_SUFFIXES
 
 __all__ = [
     "MESH_SUFFIXES",
@@ -38,7 +39,6 @@ __all__ = [
     "up_axis_rotation",
 ]
 
-MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply")
 UP_AXES: tuple[str, ...] = ("z", "y")
 
 
