@@ -45,8 +45,8 @@ def main() -> None:
         os.environ["EGOSIM_CACHE_DIR"] = tmp.name
     os.environ.pop("EGOSIM_SMPLX_DIR", None)
 
-    from egosim.envs.humans import procedural
     from egosim.envs.humans.body_model import BodyModel
+    from egosim.envs.humans.procedural import generator as procedural
 
     if not args.skip_generation:
         start = time.perf_counter()

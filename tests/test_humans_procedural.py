@@ -12,7 +12,8 @@ import torch
 smplx = pytest.importorskip("smplx")
 trimesh = pytest.importorskip("trimesh")
 
-from egosim.envs.humans import procedural  # noqa: E402
+from egosim.envs.humans.model_files import GENDERS  # noqa: E402
+from egosim.envs.humans.procedural import generator as procedural  # noqa: E402
 from egosim.envs.humans.skeleton import JOINT_NAMES, PARENTS, joint_index  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def model_files(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EGOSIM_CACHE_DIR", str(cache))
         mp.delenv("EGOSIM_SMPLX_DIR", raising=False)
-        paths = {g: procedural.procedural_model_path(g) for g in procedural.GENDERS}
+        paths = {g: procedural.procedural_model_path(g) for g in GENDERS}
         yield paths
 
 

@@ -12,6 +12,32 @@ Public API (imported lazily, so ``import egosim.envs.humans`` does not load torc
 - :data:`Y_UP_TO_Z_UP`, :func:`body_to_world` — place a y-up body in the z-up world.
 - :func:`procedural_model_path`, :func:`generate_body_arrays` — the procedural SMPL-X files.
 - :data:`JOINT_NAMES`, :data:`PARENTS`, :data:`SHAPE_NAMES`, :data:`EXPRESSION_NAMES`.
+- :data:`GENDERS` (:mod:`.model_files`), :mod:`.body_proxy` (posed bodies as renderer meshes).
+
+Generation-only modules of the embedded body live in :mod:`.procedural`.
+
+Skinning paths (all equal ``smplx.SMPLX.forward`` on what they return, up to float rounding,
+unless the row says otherwise; the tests check each against smplx):
+
+=====================================================  ====================================
+path                                                   use it for
+=====================================================  ====================================
+``BodyModel.forward`` (``smplx.SMPLX``)                 reference; a few bodies, all outputs
+                                                       (vertices, joints, landmarks)
+``BodyModel.markers_only`` / ``vertices_subset``       a few vertices of independent bodies
+(:mod:`.subset_skinning`, ``SparseLBS``)                (67 markers, a vertex subset); numpy
+                                                       or torch, no gradients needed
+:class:`~.sequence_skinning.SparseSkinning`            every vertex of sequences that share
+(:mod:`.sequence_skinning`)                            a shape (rollouts, videos, meshes for
+                                                       the renderer); sparse exact LBS
+``BodyLayer.markers`` (:mod:`egosim.envs.motion.`       differentiable markers + joints in
+``body_layer``)                                        training and in the prior's rollout
+                                                       (tree-level kinematics, batched)
+``PenetrationProbe.points`` (:mod:`egosim.envs.`        the reward's fixed vertex subsample;
+``rewards``)                                           top-4 weights per vertex (approximate,
+                                                       within millimetres), one matmul per
+                                                       gender
+=====================================================  ====================================
 """
 
 from __future__ import annotations
