@@ -1,4 +1,6 @@
 # egosim: `make demo` and `make test` do all the set-up on a fresh machine.
+# `make test` runs the whole suite (as CI does, .ci/run); `make test-fast` skips the
+# tests marked slow. `make bench` runs benchmarks/run_all.py, `make lint` ruff.
 # The pinned CPU build of torch is installed first, so that smplx / stable-baselines3
 # do not pull a multi-GB CUDA build; override TORCH_SPEC for another build, e.g.
 #   make test TORCH_SPEC="torch==2.14.1"
@@ -8,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: demo test bench lint install install-test clean
+.PHONY: demo test test-fast bench lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,9 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: install-test
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(ARGS)

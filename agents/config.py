@@ -1,75 +1,28 @@
 """Schemas of ``configs/train_agent.yaml`` and ``configs/eval_agent.yaml``.
 
 Every hyper-parameter of the PPO agent lives here (CleanRL style: one visible config):
-EgoGen's published PPO settings as defaults, the policy's encoder sizes, the two training
-stages (soft penetration, then strict) and the evaluation protocol. The environment is the
-shipped ``env_locomotion`` config plus dotted ``env`` overrides, validated against
-:class:`egosim.envs.config.LocomotionEnvConfig` when the config is loaded. Unknown keys and
-bad values are errors that name the key.
+EgoGen's published PPO settings, the policy's encoder sizes, the imitation warm start, the
+two training stages (soft penetration, then strict), checkpoint selection and the evaluation
+protocol. The defaults are the shipped run's (``agents/checkpoints/ppo_locomotion.md``), the
+values ``configs/train_agent.yaml`` documents. The environment is a typed section: ``env`` is
+an :class:`egosim.envs.config.LocomotionEnvConfig` (training) or a
+:class:`egosim.envs.config.CrowdEnvConfig` (evaluation), nested in YAML
+(``env: {scene: {cache_size: 256}}``) and overridden with dotted keys
+(``env.scene.seed=3``). Unknown keys and bad values are errors that name the key; so are
+two keys that set one value.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from egosim.config_base import StrictModel
+from egosim.config import ConfigValueError, StrictModel, check_seed_range, is_set
+from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
 
 __all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection",
-           "SelectionSection", "TrainAgentConfig",
-           "EvalAgentConfig", "crowd_env_config", "env_config"]
-
-
-def env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
-    """The shipped ``env_locomotion`` config with ``overrides`` (then ``extra``) applied.
-
-    Keys may be dotted (``{"scene.seed": 3}``) or nested (``{"scene": {"seed": 3}}``, what a
-    ``env.scene.seed=3`` command-line override gives); both set single leaves.
-
-    Raises:
-        egosim.config.ConfigError: an override names an unknown key or a bad value.
-    """
-    from egosim.config import load_config
-    from egosim.envs.config import LocomotionEnvConfig
-
-    flat = {**_flatten(overrides), **_flatten(extra or {})}
-    return load_config("env_locomotion", flat, schema=LocomotionEnvConfig)
-
-
-def crowd_env_config(overrides: dict[str, Any], extra: dict[str, Any] | None = None):
-    """The shipped ``env_crowd`` config with ``overrides`` (then ``extra``) applied; keys as
-    :func:`env_config`.
-
-    Raises:
-        egosim.config.ConfigError: an override names an unknown key or a bad value.
-    """
-    from egosim.config import load_config
-    from egosim.envs.config import CrowdEnvConfig
-
-    flat = {**_flatten(overrides), **_flatten(extra or {})}
-    return load_config("env_crowd", flat, schema=CrowdEnvConfig)
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def _check_env(value: dict[str, Any], field: str) -> dict[str, Any]:
-    from egosim.config import ConfigError
-
-    try:
-        env_config(value)
-    except ConfigError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-    return value
+           "SelectionSection", "TrainAgentConfig", "EvalAgentConfig"]
 
 
 class PPOSection(StrictModel):
@@ -78,7 +31,7 @@ class PPOSection(StrictModel):
     learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
     n_steps: int = Field(32, ge=2, description="steps per env per rollout")
     batch_size: int = Field(512, ge=2, description="minibatch (transitions)")
-    n_epochs: int = Field(4, ge=1, le=100)
+    n_epochs: int = Field(10, ge=1, le=100, description="passes over each rollout")
     gamma: float = Field(0.99, gt=0.0, le=1.0, description="EgoGen: 0.99")
     gae_lambda: float = Field(0.95, ge=0.0, le=1.0, description="EgoGen: 0.95")
     clip_range: float = Field(0.1, gt=0.0, le=1.0, description="EgoGen: 0.1")
@@ -97,8 +50,9 @@ class PolicySection(StrictModel):
     pe_frequencies: int = Field(6, ge=1, le=16, description="positional-encoding frequencies")
     net_arch_pi: list[int] = Field([256, 256], description="actor MLP widths")
     net_arch_vf: list[int] = Field([256, 256], description="critic MLP widths")
-    log_std_init: float = Field(-1.1, ge=-5.0, le=1.0, description="initial log std of the "
-                                "action (action = z / 3: -1.1 gives std ~ 1 in z)")
+    log_std_init: float = Field(-1.6, ge=-5.0, le=1.0, description="initial log std of the "
+                                "action (action = z / 3: -1.6 gives std ~ 0.6 in z; PPO "
+                                "starts from the imitation fit)")
     share_features_extractor: bool = Field(
         False, description="true: actor and critic share one encoder (SB3's default); false: "
         "each has its own, so value-loss gradients (returns ~ 10-100) cannot swamp the actor's")
@@ -128,7 +82,7 @@ class ImitationSection(StrictModel):
     (:mod:`egosim.agents.imitation`): behaviour cloning (``iterations: 1``) or DAgger;
     ``steps: 0`` trains with PPO alone."""
 
-    steps: int = Field(0, ge=0, description="env steps collected per DAgger iteration "
+    steps: int = Field(12_288, ge=0, description="env steps collected per DAgger iteration "
                        "(0: no warm start)")
     iterations: int = Field(1, ge=1, le=100, description="1: behaviour cloning; more: DAgger "
                             "iterations (the first is pure teacher; beta_k = 1 - k / iterations)")
@@ -155,7 +109,7 @@ class SelectionSection(StrictModel):
     (seeds disjoint from training and from evaluation's [1000, 2000)), among the end of
     imitation and the end of every stage; ``episodes: 0`` exports the last one."""
 
-    episodes: int = Field(0, ge=0, le=100_000, description="validation episodes per "
+    episodes: int = Field(32, ge=0, le=100_000, description="validation episodes per "
                           "candidate (0: no selection)")
     scene_seeds: tuple[int, int] = Field((200, 300), description="[low, high) validation "
                                          "scene seeds")
@@ -165,20 +119,19 @@ class SelectionSection(StrictModel):
     @field_validator("scene_seeds")
     @classmethod
     def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
-        from egosim.config import check_seed_range
-
-        return check_seed_range("selection.scene_seeds", value)
+        return check_seed_range("scene_seeds", value)
 
 
 def _default_stages() -> list[StageSection]:
-    return [StageSection(name="pretrain", timesteps=100_000, penetration_mode="soft",
+    """EgoGen's two stages at the shipped run's budgets (10,000 + 5,000 env steps)."""
+    return [StageSection(name="pretrain", timesteps=10_000, penetration_mode="soft",
                          penetration_weight=1.0),
-            StageSection(name="finetune", timesteps=40_000, penetration_mode="strict",
+            StageSection(name="finetune", timesteps=5_000, penetration_mode="strict",
                          penetration_weight=0.1)]
 
 
 class TrainAgentConfig(StrictModel):
-    """``egosim train-agent``: PPO on the batched EgoLocomotion env."""
+    """``egosim train-agent``: imitation, then PPO on the batched EgoLocomotion env."""
 
     seed: int = Field(0, ge=0, description="env seeds (s + i per sub-env) and initial weights")
     output_dir: str = Field("outputs/train_agent", description="checkpoints/, tensorboard/, "
@@ -187,47 +140,65 @@ class TrainAgentConfig(StrictModel):
                                     "(null: none)")
     num_envs: int = Field(64, ge=1, le=4096, description="humans stepped together")
     threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
-    checkpoint_every: int = Field(20_000, ge=1, description="env steps between checkpoints")
+    checkpoint_every: int = Field(10_000, ge=1, description="env steps between checkpoints")
     tensorboard: bool = True
     progress: bool = Field(True, description="tqdm progress bar")
     resume: bool = Field(True, description="continue from the latest checkpoint in "
                          "output_dir/checkpoints")
-    env: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the "
-                                "shipped env_locomotion config")
+    env: LocomotionEnvConfig = Field(default_factory=LocomotionEnvConfig, description="the "
+                                     "training env; reward.penetration_mode and "
+                                     "reward.weights.penetration are set per stage")
     ppo: PPOSection = Field(default_factory=PPOSection)
     policy: PolicySection = Field(default_factory=PolicySection)
-    stages: list[StageSection] = Field(default_factory=_default_stages)
+    stages: list[StageSection] = Field(default_factory=_default_stages, min_length=1,
+                                       description="trained in order; unique names")
     imitation: ImitationSection = Field(default_factory=ImitationSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
 
-    @field_validator("env")
+    @field_validator("stages")
     @classmethod
-    def _valid_env(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_env(value, "env")
+    def _unique_names(cls, value: list[StageSection]) -> list[StageSection]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique; got {names}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainAgentConfig:
-        if not self.stages:
-            raise ValueError("stages must name at least one stage")
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stages names must be unique; got {names}")
-        train = env_config(self.env).scene.seed_range
+        for key, field in (("env.reward.penetration_mode", "penetration_mode"),
+                           ("env.reward.weights.penetration", "penetration_weight")):
+            if is_set(self, key):
+                raise ConfigValueError((key, "stages"), f"{key} is set per stage: give "
+                                       f"stages[].{field} instead")
+        train = self.env.scene.seed_range
         lo, hi = self.selection.scene_seeds
         if self.selection.episodes > 0 and lo < train[1] and train[0] < hi:
-            raise ValueError(f"selection.scene_seeds {[lo, hi]} overlap the training scene "
-                             f"seeds {list(train)} (env.scene.seed_range)")
+            raise ConfigValueError(("selection.scene_seeds", "env.scene.seed_range"),
+                                   f"selection.scene_seeds {[lo, hi]} overlap the training "
+                                   f"scene seeds {list(train)} (env.scene.seed_range)")
         rollout = self.num_envs * self.ppo.n_steps
         if self.ppo.batch_size > rollout:
-            raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) must not exceed "
-                             f"num_envs * ppo.n_steps ({rollout})")
+            raise ConfigValueError(("ppo.batch_size", "num_envs", "ppo.n_steps"),
+                                   f"ppo.batch_size ({self.ppo.batch_size}) must not exceed "
+                                   f"num_envs * ppo.n_steps ({rollout})")
         return self
 
 
 class EvalAgentConfig(StrictModel):
-    """``egosim eval-agent``: metrics of a policy (and baselines) on held-out scenes."""
+    """``egosim eval-agent``: metrics of a policy (and baselines) on held-out scenes.
+
+    ``scene``, ``scene_seeds`` and ``num_humans`` are the protocol's keys; each is also
+    ``env``'s key (``env.scene.spec``, ``env.scene.seed_range``, ``env.crowd.num_humans``):
+    give one of the two, and both hold its value.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    same_setting: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("scene", "env.scene.spec"),
+        ("scene_seeds", "env.scene.seed_range"),
+        ("num_humans", "env.crowd.num_humans"),
+    )
 
     policy: str | None = Field(None, description="PPO .zip; null: the shipped policy")
     baselines: list[Literal["prior", "zero", "scripted"]] = Field(
@@ -238,21 +209,24 @@ class EvalAgentConfig(StrictModel):
                                          "cost (m) for frames near other humans (crowds)")
     episodes: int = Field(64, ge=1, le=100_000, description="episodes per controller")
     seed: int = Field(100_000, ge=0, description="sub-env i's generator seed is seed + i")
-    scene: str = Field("procedural:apartment", description="scenes.load spec")
+    scene: str = Field("procedural:apartment", description="scenes.load spec "
+                       "(= env.scene.spec)")
     scene_seeds: tuple[int, int] = Field((1000, 2000), description="[low, high) held-out "
-                                         "scene seeds (training uses scene.seed_range)")
+                                         "scene seeds (= env.scene.seed_range; training "
+                                         "uses [0, 200))")
     crowd: bool = Field(False, description="EgoCrowd: the policy drives every human")
-    num_humans: int = Field(4, ge=2, le=64, description="humans per scene when crowd")
+    num_humans: int = Field(4, ge=2, le=64, description="humans per scene when crowd "
+                            "(= env.crowd.num_humans)")
     num_envs: int = Field(16, ge=1, le=4096, description="worlds stepped together")
     deterministic: bool = Field(True, description="policy mean instead of samples")
-    threads: int = Field(2, ge=1, le=256)
+    threads: int = Field(1, ge=1, le=256, description="torch CPU threads")
     print_json: bool = Field(False, alias="json", description="print the metrics as one "
                              "JSON object (override key: json)")
     output_dir: str = Field("outputs/eval_agent", description="metrics.json, metrics.png")
     plot: bool = True
     progress: bool = True
-    env: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the "
-                                "shipped env config")
+    env: CrowdEnvConfig = Field(default_factory=CrowdEnvConfig, description="the env; its "
+                                "crowd section is used only when crowd is true")
 
     @field_validator("scene")
     @classmethod
@@ -264,11 +238,4 @@ class EvalAgentConfig(StrictModel):
     @field_validator("scene_seeds")
     @classmethod
     def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
-        from egosim.config import check_seed_range
-
         return check_seed_range("scene_seeds", value)
-
-    @field_validator("env")
-    @classmethod
-    def _valid_env(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_env(value, "env")

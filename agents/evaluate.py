@@ -1,9 +1,10 @@
 """Evaluate a PPO policy (and baselines) on held-out scenes: metrics, a table, a PNG, JSON.
 
-Episodes run in the batched env (:class:`egosim.envs.vector.SB3VecEnv`, ``num_envs``
+Episodes run in the batched env (:class:`egosim.agents.sb3_vec_env.SB3VecEnv`, ``num_envs``
 worlds). Sub-env ``i`` runs ``episodes // num_envs`` episodes (plus one for the first
 ``episodes % num_envs``), so short episodes are not over-counted. Scene seeds come from
-``scene_seeds`` (held out: training draws from ``scene.seed_range``). Controllers:
+``scene_seeds`` (the same key as ``env.scene.seed_range``; held out: training draws from
+its own ``env.scene.seed_range``, [0, 200) by default). Controllers:
 
 ==========  ==========================================================================
 policy      the PPO policy (mean action when ``deterministic``); in a crowd it drives
@@ -50,14 +51,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.agents.config import EvalAgentConfig, crowd_env_config, env_config
+from egosim.agents.config import EvalAgentConfig
+from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig, locomotion_config
+from egosim.envs.motion.primitive_windows import STEP_SECONDS
 
-__all__ = ["SHIPPED_POLICY", "STEP_SECONDS", "Controller", "load_policy",
+__all__ = ["SHIPPED_POLICY", "Controller", "load_policy",
            "policy_controller", "prior_controller", "zero_controller", "run_episodes",
-           "evaluate", "format_table", "plot_metrics", "run_eval", "main"]
+           "evaluate", "format_table", "plot_metrics", "run_eval"]
 
 SHIPPED_POLICY = Path(__file__).resolve().parent / "checkpoints" / "ppo_locomotion.zip"
-STEP_SECONDS = 18 / 40.0  # one primitive: 18 new frames at 40 fps
 METRIC_KEYS = ("success_rate", "time_to_goal_s", "penetration_per_frame", "foot_skating",
                "floor_contact", "human_collisions", "episode_return")
 
@@ -182,13 +184,16 @@ def run_episodes(venv, controller: Controller, episodes: int, weights: dict[str,
             "primitives_per_second": steps * e_num * num_humans / wall}
 
 
-def _make_venv(cfg: EvalAgentConfig, seed: int):
-    from egosim.envs.vector import SB3VecEnv
+def _env_config(cfg: EvalAgentConfig) -> LocomotionEnvConfig | CrowdEnvConfig:
+    """The env of the evaluation: ``cfg.env`` (it holds ``scene``, ``scene_seeds`` and
+    ``num_humans``: one value per setting), without its crowd section unless ``crowd``."""
+    return cfg.env if cfg.crowd else locomotion_config(cfg.env)
 
-    extra: dict[str, Any] = {"scene.spec": cfg.scene, "scene.seed_range": list(cfg.scene_seeds)}
-    if cfg.crowd:
-        extra["crowd.num_humans"] = cfg.num_humans
-    env_cfg = env_config(cfg.env, extra) if not cfg.crowd else crowd_env_config(cfg.env, extra)
+
+def _make_venv(cfg: EvalAgentConfig, seed: int):
+    from egosim.agents.sb3_vec_env import SB3VecEnv
+
+    env_cfg = _env_config(cfg)
     venv = SB3VecEnv(num_envs=cfg.num_envs, config=env_cfg, crowd=cfg.crowd)
     venv.seed(seed)
     return venv, env_cfg
@@ -247,6 +252,8 @@ def plot_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
     import imageio.v3 as iio
     from PIL import Image, ImageDraw
 
+    from egosim.atomic_io import atomic_path
+
     cols = {"policy": metrics, **metrics.get("baselines", {})}
     colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
     pw, ph, pad = 220, 180, 30
@@ -272,8 +279,8 @@ def plot_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
                 d.rectangle([bx, base - h, bx + bw - 8, base], fill=colours[j % 4])
             d.text((bx, base + 4), f"{v:.3g}", fill=(0, 0, 0))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.asarray(img))
+    with atomic_path(path) as tmp:  # keeps the .png suffix imageio picks the format from
+        iio.imwrite(tmp, np.asarray(img))
     return path
 
 
@@ -289,24 +296,14 @@ def _jsonable(x: Any) -> Any:
 def run_eval(cfg: EvalAgentConfig) -> dict[str, Any]:
     """Evaluate, write ``output_dir/metrics.json`` (and ``metrics.png``), print the table
     (or, with ``json: true``, the metrics as one JSON object on stdout)."""
+    from egosim.atomic_io import write_json
+
     metrics = evaluate(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean = _jsonable(metrics)
-    (out / "metrics.json").write_text(json.dumps(clean, indent=2))
+    write_json(out / "metrics.json", clean, indent=2)
     if cfg.plot:
         plot_metrics(metrics, out / "metrics.png")
     print(json.dumps(clean) if cfg.print_json else format_table(metrics))
     return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m egosim.agents.evaluate [--config PATH] key=value ...``: the same as
-    ``egosim eval-agent`` (one parser, :mod:`egosim.cli`)."""
-    from egosim.cli import main as cli_main
-
-    return cli_main(["eval-agent", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

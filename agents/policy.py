@@ -29,9 +29,13 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from egosim.envs.motion.primitive_windows import HISTORY_FRAMES
+from egosim.envs.observation import OBS_KEYS
+
 __all__ = ["EgoGenExtractor", "sinusoidal_encoding", "policy_kwargs"]
 
-HISTORY = 2  # frames of markers in the observation
+#: Frames of markers in the observation: the prior's history frames.
+HISTORY = HISTORY_FRAMES
 
 
 def sinusoidal_encoding(x: torch.Tensor, frequencies: int) -> torch.Tensor:
@@ -64,9 +68,8 @@ class EgoGenExtractor(BaseFeaturesExtractor):
                  sensing_hidden: int = 64, pe_frequencies: int = 6,
                  use_ego_sensing: bool = True) -> None:
         spaces = observation_space.spaces
-        for key in ("markers", "goal_dirs", "goal_distance", "time_left") + (
-                ("ego_sensing",) if use_ego_sensing else ()):
-            if key not in spaces:
+        for key in OBS_KEYS:
+            if key not in spaces and (use_ego_sensing or key != "ego_sensing"):
                 raise ValueError(f"EgoGenExtractor needs observation key {key!r}; the space "
                                  f"has {sorted(spaces)}")
         m_dim = spaces["markers"].shape[0]

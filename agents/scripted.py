@@ -50,7 +50,7 @@ class SamplingController:
     :class:`egosim.envs.vector.EgoVectorEnv` (reads its ``sim``).
 
     Args:
-        venv: the :class:`egosim.envs.vector.SB3VecEnv` being stepped (wrappers such as
+        venv: the :class:`egosim.agents.sb3_vec_env.SB3VecEnv` being stepped (wrappers such as
             ``VecMonitor`` are looked through).
         candidates: latents sampled per human and step.
         sigma: their standard deviation (latent units; the prior is N(0, I)), clipped to

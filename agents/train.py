@@ -2,7 +2,7 @@
 
 Read top to bottom: the config (:class:`egosim.agents.config.TrainAgentConfig`) holds every
 hyper-parameter; :func:`run_train` builds the batched env (``num_envs`` humans stepped in
-one process, :class:`egosim.envs.vector.SB3VecEnv`), a ``PPO("MultiInputPolicy")`` with
+one process, :class:`egosim.agents.sb3_vec_env.SB3VecEnv`), a ``PPO("MultiInputPolicy")`` with
 :class:`egosim.agents.policy.EgoGenExtractor`, and trains stage after stage (default:
 ``pretrain`` with soft penetration and weight 1, then ``finetune`` with strict penetration,
 ending an episode at >= 40 penetrating vertices in a frame, and weight 0.1). With
@@ -12,15 +12,16 @@ cloning or DAgger, :mod:`egosim.agents.imitation`) and PPO starts from those wei
 the best success on validation scenes (:func:`select_checkpoint`). Checkpoints are
 ``output_dir/checkpoints/ppo_<steps>_steps.zip``; with ``resume: true`` the latest one is
 loaded, its step count decides the stage, and training continues to the stage budgets.
+Every file is written atomically (:mod:`egosim.atomic_io`); a resumed run checks that the
+latest checkpoint loads and, when it does not, says so in one line, moves it aside
+(``<name>.bad``) and falls back to the newest good one (:func:`resume_checkpoint`).
 
-    python -m egosim.agents.train output_dir=outputs/ppo num_envs=64
+    egosim train-agent output_dir=outputs/ppo num_envs=64
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,22 +33,26 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from egosim.agents.config import StageSection, TrainAgentConfig, env_config
+from egosim.agents.config import StageSection, TrainAgentConfig
 from egosim.agents.policy import policy_kwargs
+from egosim.atomic_io import atomic_path, copy_file, move_aside, remove_temp_files, write_json
+from egosim.config import with_overrides
+from egosim.envs.config import crowd_config
 
 __all__ = ["make_train_env", "build_model", "warm_start", "select_checkpoint",
-           "latest_checkpoint", "run_train", "main"]
+           "latest_checkpoint", "resume_checkpoint", "checkpoint_problem", "save_model",
+           "run_train"]
 
 _CKPT = re.compile(r"^ppo_(\d+)_steps\.zip$")
 
 
 def make_train_env(cfg: TrainAgentConfig, stage: StageSection, seed: int) -> VecEnv:
-    """The batched env of one stage: ``cfg.env`` overrides plus the stage's penetration
-    rule and weight, wrapped in ``VecMonitor`` (episode returns and ``is_success``)."""
-    from egosim.envs.vector import SB3VecEnv
+    """The batched env of one stage: ``cfg.env`` with the stage's penetration rule and
+    weight, wrapped in ``VecMonitor`` (episode returns and ``is_success``)."""
+    from egosim.agents.sb3_vec_env import SB3VecEnv
 
-    env_cfg = env_config(cfg.env, {"reward.penetration_mode": stage.penetration_mode,
-                                   "reward.weights.penetration": stage.penetration_weight})
+    env_cfg = with_overrides(cfg.env, {"reward.penetration_mode": stage.penetration_mode,
+                                       "reward.weights.penetration": stage.penetration_weight})
     venv = SB3VecEnv(num_envs=cfg.num_envs, config=env_cfg)
     venv.seed(seed)
     return VecMonitor(venv)
@@ -91,21 +96,20 @@ def warm_start(cfg: TrainAgentConfig, model: PPO, env: VecEnv, ckpt_dir: Path
         result["crowd"] = crowd
     if writer is not None:
         writer.close()
-    model.save(ckpt_dir / "ppo_0_steps.zip")
-    (Path(cfg.output_dir) / "imitation.json").write_text(json.dumps(result, indent=2))
+    save_model(model, ckpt_dir / "ppo_0_steps.zip")
+    write_json(Path(cfg.output_dir) / "imitation.json", result, indent=2)
     return result
 
 
 def _crowd_data(cfg: TrainAgentConfig, env: VecEnv):
     """Teacher samples from EgoCrowd worlds (``imitation.crowd_*``) on the training scenes."""
-    from egosim.agents.config import crowd_env_config
     from egosim.agents.imitation import DaggerData, collect_crowd
+    from egosim.agents.sb3_vec_env import SB3VecEnv
     from egosim.agents.scripted import SamplingController
-    from egosim.envs.vector import SB3VecEnv
 
     im = cfg.imitation
     stage = cfg.stages[0]
-    crowd_cfg = crowd_env_config(cfg.env, {
+    crowd_cfg = with_overrides(crowd_config(cfg.env), {
         "crowd.num_humans": im.crowd_humans, "reward.penetration_mode": stage.penetration_mode,
         "reward.weights.penetration": stage.penetration_weight})
     venv = SB3VecEnv(num_envs=im.crowd_envs, config=crowd_cfg, crowd=True)
@@ -137,7 +141,7 @@ def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
         "penetration_per_frame"}, ...]}``.
     """
     from egosim.agents.evaluate import policy_controller, run_episodes
-    from egosim.envs.vector import SB3VecEnv
+    from egosim.agents.sb3_vec_env import SB3VecEnv
 
     sel = cfg.selection
     saved = sorted((int(m.group(1)), f) for f in ckpt_dir.iterdir()
@@ -148,7 +152,7 @@ def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
         after = [f for n, f in saved if n >= end]
         if after and after[0] not in paths:
             paths.append(after[0])
-    env_cfg = env_config(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
+    env_cfg = with_overrides(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
     rows = []
     for p in paths:
         venv = SB3VecEnv(num_envs=sel.num_envs, config=env_cfg)
@@ -177,6 +181,51 @@ def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
         if m and (best is None or int(m.group(1)) > best[1]):
             best = (f, int(m.group(1)))
     return best
+
+
+def save_model(model: PPO, path: str | Path) -> Path:
+    """``model.save(path)`` atomically (a kill mid-save leaves no partial file)."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the SB3 checkpoint ``path`` cannot be resumed from (it is loaded), or None."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, params, _ = load_from_zip_file(path, device="cpu", print_system_info=False)
+    except Exception as exc:  # truncated/garbage archives raise many types
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    if not data or not params or "policy" not in params:
+        return "not a stable-baselines3 model archive (no data or policy parameters)"
+    return None
+
+
+def resume_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
+    """Like :func:`latest_checkpoint`, but the checkpoint must load: a bad one is reported
+    in one line on stderr and moved aside to ``<name>.bad`` (so it cannot shadow later
+    saves), and the next newest is tried. Temporary files of killed writers are removed."""
+    remove_temp_files(folder)
+    while (found := latest_checkpoint(folder)) is not None:
+        problem = checkpoint_problem(found[0])
+        if problem is None:
+            return found
+        aside = move_aside(found[0])
+        print(f"train-agent: checkpoint {found[0]} is bad ({problem}); moved it to "
+              f"{aside.name} and trying the previous one", file=sys.stderr)
+    return None
+
+
+class _Checkpoints(CheckpointCallback):
+    """SB3's ``CheckpointCallback`` (``ppo_<steps>_steps.zip`` every ``save_freq`` calls),
+    writing each file atomically."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            save_model(self.model, self._checkpoint_path(extension="zip"))
+        return True
 
 
 class _Progress(BaseCallback):
@@ -230,12 +279,12 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    write_json(out / "config.json", cfg.model_dump(), indent=2)
     tb = str(out / "tensorboard") if cfg.tensorboard else None
 
     ends = np.cumsum([s.timesteps for s in cfg.stages]).tolist()
     model: PPO | None = None
-    found = latest_checkpoint(ckpt_dir) if cfg.resume else None
+    found = resume_checkpoint(ckpt_dir) if cfg.resume else None
     start_steps = found[1] if found else 0
     t0, summary = time.perf_counter(), {"stages": {}}
     for i, stage in enumerate(cfg.stages):
@@ -255,13 +304,13 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
         remaining = ends[i] - model.num_timesteps
         if remaining > 0:
             callbacks = CallbackList([
-                CheckpointCallback(max(1, cfg.checkpoint_every // cfg.num_envs),
-                                   str(ckpt_dir), name_prefix="ppo"),
+                _Checkpoints(max(1, cfg.checkpoint_every // cfg.num_envs), str(ckpt_dir),
+                             name_prefix="ppo"),
                 _Progress(ends[i], f"{stage.name} ({stage.penetration_mode})", cfg.progress),
             ])
             model.learn(remaining, callback=callbacks, tb_log_name=stage.name,
                         reset_num_timesteps=False)
-            model.save(ckpt_dir / f"ppo_{model.num_timesteps}_steps.zip")
+            save_model(model, ckpt_dir / f"ppo_{model.num_timesteps}_steps.zip")
         ep = list(model.ep_info_buffer)
         summary["stages"][stage.name] = {
             "end_steps": int(model.num_timesteps),
@@ -278,26 +327,13 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
                     "resumed_from": start_steps, "wall_s": wall,
                     "env_steps_per_s": done / wall if wall > 0 else 0.0})
     if model is not None:
-        model.save(out / "final.zip")
+        save_model(model, out / "final.zip")
         chosen = out / "final.zip"
         if cfg.selection.episodes > 0:
             summary["selection"] = select_checkpoint(cfg, ckpt_dir)
             chosen = Path(summary["selection"]["chosen"])
-            shutil.copyfile(chosen, out / "best.zip")
+            copy_file(chosen, out / "best.zip")
         if cfg.export_path:
-            Path(cfg.export_path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(chosen, cfg.export_path)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            copy_file(chosen, cfg.export_path)
+    write_json(out / "summary.json", summary, indent=2)
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m egosim.agents.train [--config PATH] key=value ...``: the same as
-    ``egosim train-agent`` (one parser, :mod:`egosim.cli`)."""
-    from egosim.cli import main as cli_main
-
-    return cli_main(["train-agent", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -41,11 +41,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from egosim.agents.config import env_config
     from egosim.agents.evaluate import policy_controller, prior_controller
-    from egosim.envs.vector import SB3VecEnv
+    from egosim.agents.sb3_vec_env import SB3VecEnv
+    from egosim.envs.config import LocomotionEnvConfig
 
-    cfg = env_config({"scene.seed": 3, "scene.options": {"num_rooms": 4}})
+    cfg = LocomotionEnvConfig.model_validate({"scene": {"seed": 3,
+                                                        "options": {"num_rooms": 4}}})
     venv = SB3VecEnv(num_envs=args.humans, config=cfg)
     venv.seed(0)
     obs = venv.reset()

@@ -31,13 +31,13 @@ VARIANTS = [("shared encoder, critic gradient in it", True, True),
 
 
 def main() -> None:
-    from egosim.agents.config import env_config
+    from egosim.agents.config import TrainAgentConfig
     from egosim.agents.evaluate import policy_controller, run_episodes
     from egosim.agents.imitation import DaggerData, _collect, fit_student
+    from egosim.agents.sb3_vec_env import SB3VecEnv
     from egosim.agents.scripted import SamplingController
     from egosim.agents.train import build_model, make_train_env
-    from egosim.config import load_config
-    from egosim.envs.vector import SB3VecEnv
+    from egosim.config import load_config, with_overrides
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=6144, help="teacher env steps")
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config("train_agent")
+    cfg = load_config("train_agent", schema=TrainAgentConfig)
     im, sel = cfg.imitation, cfg.selection
     env = make_train_env(cfg, cfg.stages[0], cfg.seed)
     teacher = SamplingController(env, candidates=im.candidates, sigma=im.sigma,
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"teacher: {len(data)} samples, success {collected['success_rate']:.3f} over "
           f"{collected['episodes']} episodes, {time.perf_counter() - t0:.0f} s; "
           f"validation: {args.episodes} episodes on scene seeds {list(sel.scene_seeds)}")
-    val_cfg = env_config(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
+    val_cfg = with_overrides(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
     weights = val_cfg.reward.weights.model_dump()
     print(f"{'fit':<40} {'epochs':>6} {'actor MSE':>10} {'success':>8} {'pen/frame':>10} "
           f"{'fit s':>6}")

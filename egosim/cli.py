@@ -1,11 +1,16 @@
 """The ``egosim`` command line: one entry point with subcommands.
 
-Every subcommand that runs a job takes ``--config`` (a shipped config name or a YAML
-path) and ``key=value`` overrides (dotted keys into the config), e.g.::
+Every subcommand that runs a job takes ``--config`` (a shipped config name or a YAML path,
+validated against that subcommand's schema whatever the file is called) and ``key=value``
+overrides (dotted keys into the config), e.g.::
 
     egosim demo num_bodies=4 scene.seed=7
-    egosim scene scene.spec=pybullet:samurai
-    egosim config demo            # print the resolved config as YAML
+    egosim scene --config my.yaml scene.spec=pybullet:samurai
+    egosim config train-agent env.scene.seed=3      # print the resolved config as YAML
+    egosim config my.yaml --schema scene            # a user file: name its schema
+
+:data:`JOBS` is the one table of subcommand -> (shipped config, schema, runner);
+:data:`ENV_CONFIGS` adds the shipped env configs (no subcommand; ``gymnasium.make``'s).
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from egosim.config import ConfigError, load_config
+from egosim.agents.config import EvalAgentConfig, TrainAgentConfig
+from egosim.apps.config import DemoConfig, PriorVideoConfig, SceneJobConfig
+from egosim.config import ConfigError, dump_config, load_config
+from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
+from egosim.envs.motion.config import TrainPriorConfig
 
-__all__ = ["main"]
+__all__ = ["ENV_CONFIGS", "JOBS", "Job", "main", "schema_for", "shipped_schemas"]
 
 
 def _run_demo(cfg: Any) -> None:
@@ -61,19 +73,85 @@ def _run_eval_agent(cfg: Any) -> None:
     run_eval(cfg)
 
 
-# name -> (default config, help, runner)
-_JOBS: dict[str, tuple[str, str, Callable[[Any], None]]] = {
-    "demo": ("demo", "build an apartment, place posed bodies, write pictures", _run_demo),
-    "scene": ("scene", "load a scene, print its statistics, write a top-down map", _run_scene),
-    "train-prior": ("train_prior", "train the motion prior (C-VAE + SMPL-X regressor)",
-                    _run_train_prior),
-    "prior-video": ("prior_video", "MP4 of random motion-prior rollouts on a floor grid",
-                    _run_prior_video),
-    "train-agent": ("train_agent", "train the ego-sensing PPO agent (two stages, resume)",
-                    _run_train_agent),
-    "eval-agent": ("eval_agent", "evaluate a policy: success, penetration, skating; JSON/PNG",
-                   _run_eval_agent),
+@dataclass(frozen=True)
+class Job:
+    """One subcommand: its shipped config (``configs/<config>.yaml``), the schema every
+    config it runs is validated against, a one-line help and the runner."""
+
+    config: str
+    schema: type[BaseModel]
+    help: str
+    run: Callable[[Any], None]
+
+
+JOBS: dict[str, Job] = {
+    "demo": Job("demo", DemoConfig, "build an apartment, place posed bodies, write pictures",
+                _run_demo),
+    "scene": Job("scene", SceneJobConfig, "load a scene, print its statistics, write a "
+                 "top-down map", _run_scene),
+    "train-prior": Job("train_prior", TrainPriorConfig, "train the motion prior (C-VAE + "
+                       "SMPL-X regressor)", _run_train_prior),
+    "prior-video": Job("prior_video", PriorVideoConfig, "MP4 of random motion-prior rollouts "
+                       "on a floor grid", _run_prior_video),
+    "train-agent": Job("train_agent", TrainAgentConfig, "train the ego-sensing PPO agent "
+                       "(imitation, two stages, resume)", _run_train_agent),
+    "eval-agent": Job("eval_agent", EvalAgentConfig, "evaluate a policy: success, "
+                      "penetration, skating; JSON/PNG", _run_eval_agent),
 }
+
+#: Shipped configs without a subcommand: the envs' (``gymnasium.make(id, config=...)``).
+ENV_CONFIGS: dict[str, type[BaseModel]] = {
+    "env_locomotion": LocomotionEnvConfig,
+    "env_crowd": CrowdEnvConfig,
+}
+
+
+def shipped_schemas() -> dict[str, type[BaseModel]]:
+    """Shipped config name (a file of ``configs/``) -> its schema."""
+    return {**{job.config: job.schema for job in JOBS.values()}, **ENV_CONFIGS}
+
+
+def _kinds() -> list[str]:
+    return sorted({*JOBS, *shipped_schemas()})
+
+
+def schema_for(kind: str) -> type[BaseModel]:
+    """The schema of a subcommand (``"train-agent"``) or of a shipped config
+    (``"train_agent"``, ``"env_crowd"``).
+
+    Raises:
+        ConfigError: neither (the message lists both kinds of names).
+    """
+    if kind in JOBS:
+        return JOBS[kind].schema
+    schemas = shipped_schemas()
+    if kind in schemas:
+        return schemas[kind]
+    raise ConfigError(f"unknown schema {kind!r}; give a subcommand or a shipped config name: "
+                      f"{', '.join(_kinds())}")
+
+
+def _config_target(name: str, schema: str | None) -> tuple[str, type[BaseModel]]:
+    """(file to load, schema) of ``egosim config NAME [--schema KIND]``."""
+    is_path = Path(name).suffix in (".yaml", ".yml")
+    if schema is not None:
+        return (JOBS[name].config if name in JOBS else name), schema_for(schema)
+    if is_path:
+        raise ConfigError(f"{name!r} is a YAML path: name its schema with --schema KIND, one "
+                          f"of {', '.join(_kinds())}")
+    return (JOBS[name].config if name in JOBS else name), schema_for(name)
+
+
+_CONFIG_HELP = """\
+NAME is a subcommand (train-agent: its shipped config), a shipped config name (train_agent,
+env_locomotion, ...) or a YAML path. The config is validated against the schema of --schema
+KIND (a subcommand or a shipped config name) when given, else NAME's; a YAML path needs
+--schema (its file name does not choose a schema). Overrides beat the file's values.
+Examples:
+  egosim config train-agent env.scene.seed=3
+  egosim config env_crowd crowd.num_humans=8
+  egosim config my.yaml --schema scene
+"""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -83,35 +161,50 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (default_cfg, help_text, _) in _JOBS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, job in JOBS.items():
+        p = sub.add_parser(name, help=job.help, description=job.help)
         p.add_argument(
             "--config",
-            default=default_cfg,
-            help=f"shipped config name or YAML path (default: {default_cfg})",
+            default=job.config,
+            help=f"shipped config name or YAML path, validated against {name}'s schema "
+                 f"({job.schema.__name__}) whatever its file name (default: {job.config})",
         )
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides "
+                       "(dotted keys, values as YAML; they beat the file's values)")
     p = sub.add_parser("config", help="print a resolved config as YAML",
-                       description="print a resolved config as YAML")
-    p.add_argument("name", help="shipped config name or YAML path")
+                       description="Print a resolved config as YAML.", epilog=_CONFIG_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="subcommand, shipped config name or YAML path")
+    p.add_argument("--schema", metavar="KIND", default=None,
+                   help="validate against this subcommand's or shipped config's schema "
+                        "(needed for a YAML path)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (2 for a bad config)."""
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    # overrides may come before or after the options (argparse stops a positional list at
+    # the first option): the key=value words it left over are overrides too
+    args, rest = parser.parse_known_args(argv)
+    stray = [w for w in rest if w.startswith("-") or "=" not in w]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*args.overrides, *rest]
     try:
         if args.command == "config":
-            cfg = load_config(args.name, args.overrides)
-            print(yaml.safe_dump(cfg.model_dump(), sort_keys=False), end="")
+            source, schema = _config_target(args.name, args.schema)
+            cfg = load_config(source, args.overrides, schema=schema)
+            data = dump_config(cfg, mode="json", by_alias=True)
+            print(yaml.safe_dump(data, sort_keys=False), end="")
             return 0
-        _, _, runner = _JOBS[args.command]
-        cfg = load_config(args.config, args.overrides)
+        job = JOBS[args.command]
+        cfg = load_config(args.config, args.overrides, schema=job.schema)
     except ConfigError as exc:
         print(f"egosim {args.command}: {exc}", file=sys.stderr)
         return 2
-    runner(cfg)
+    job.run(cfg)
     return 0
 
 

@@ -1,39 +1,124 @@
-"""YAML configs: loading, ``key=value`` overrides and validation.
+"""YAML configs: the schema base class, loading, ``key=value`` overrides and error messages.
 
-Every config file in ``configs/`` has one schema here (a pydantic model that forbids
-unknown keys). :func:`load_config` reads the shipped default or a user file, applies
-dotted ``key=value`` overrides, and validates; any problem is a :class:`ConfigError`
-whose message names the file, the key, the value and what is allowed.
+Generic machinery only; every schema lives beside what it configures (the env schemas in
+``egosim.envs.config``, the agent's in ``egosim.agents.config``, ...) and the command line
+(``egosim.cli``) knows which schema each shipped file and subcommand uses.
+
+- :class:`StrictModel`: the base of every schema (unknown keys are errors, assignments are
+  validated, pairs of keys that set one value are declared in ``same_setting``).
+- :func:`load_config`: read a shipped config or a YAML file, apply dotted ``key=value``
+  overrides, validate against the caller's schema. Precedence: an override beats the file,
+  the file beats the schema's default.
+- :class:`ConfigError`: any problem; the message names the file, the key, the value and the
+  rule.
 """
 
 from __future__ import annotations
 
 import os
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from egosim.config_base import StrictModel
-from egosim.envs.scenes.specs import check_scene_spec
 from egosim.paths import configs_dir
 
 __all__ = [
     "ConfigError",
-    "DemoConfig",
-    "SceneConfig",
-    "SceneJobConfig",
-    "SCHEMAS",
+    "ConfigValueError",
+    "StrictModel",
     "apply_overrides",
     "check_seed_range",
+    "dump_config",
     "format_validation_error",
+    "is_set",
     "load_config",
     "parse_overrides",
+    "with_overrides",
 ]
+
+M = TypeVar("M", bound=BaseModel)
+
 
 class ConfigError(ValueError):
     """A config file or override is malformed; the message names key, value and rule."""
+
+
+class ConfigValueError(ValueError):
+    """A validator's error about named keys (for rules that span several fields).
+
+    Args:
+        keys: the dotted keys the rule is about, relative to the section whose validator
+            raises (``("max_dist",)`` in the ``goal`` section reads ``goal.max_dist``).
+        message: what is wrong and what is allowed.
+    """
+
+    def __init__(self, keys: str | Sequence[str], message: str) -> None:
+        super().__init__(message)
+        self.keys: tuple[str, ...] = (keys,) if isinstance(keys, str) else tuple(keys)
+
+
+def is_set(model: BaseModel, dotted: str) -> bool:
+    """Whether the dotted key was given explicitly (pydantic's ``model_fields_set`` along the
+    path: ``"env.scene.spec"`` needs ``env`` set on ``model``, ``scene`` on ``model.env``
+    and ``spec`` on ``model.env.scene``)."""
+    node: Any = model
+    for part in dotted.split("."):
+        if not isinstance(node, BaseModel) or part not in node.model_fields_set:
+            return False
+        node = getattr(node, part)
+    return True
+
+
+def _get(model: BaseModel, dotted: str) -> Any:
+    node: Any = model
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _replaced(model: BaseModel, parts: list[str], value: Any) -> BaseModel:
+    """A shallow copy of ``model`` with the leaf at ``parts`` set to ``value``; nothing is
+    validated and no key is marked as given (the copies keep their ``model_fields_set``)."""
+    copy = model.model_copy()
+    head = parts[0]
+    copy.__dict__[head] = value if len(parts) == 1 else _replaced(getattr(model, head),
+                                                                  parts[1:], value)
+    return copy
+
+
+class StrictModel(BaseModel):
+    """The base of every config schema: unknown keys are errors, assignments are validated.
+
+    ``same_setting`` lists pairs of dotted keys (a shorthand and the key it stands for, of
+    the same type and rules) that set one value. At most one key of a pair may be given in
+    one construction (:class:`ConfigValueError` naming both otherwise); after validation
+    both hold the given key's value, or the first key's value when neither is given. In
+    :func:`load_config` an override of one key of a pair replaces the file's value of the
+    other.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    same_setting: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _one_value_per_setting(self) -> StrictModel:
+        for first, second in self.same_setting:
+            given = [k for k in (first, second) if is_set(self, k)]
+            if len(given) == 2:
+                raise ConfigValueError(
+                    (first, second), f"both set the same value; give only one of them (got "
+                    f"{_get(self, first)!r} and {_get(self, second)!r})")
+            source, target = (second, first) if given == [second] else (first, second)
+            value = _get(self, source)
+            parts = target.split(".")
+            self.__dict__[parts[0]] = (value if len(parts) == 1 else
+                                       _replaced(getattr(self, parts[0]), parts[1:], value))
+        return self
 
 
 def check_seed_range(name: str, value: tuple[int, int]) -> tuple[int, int]:
@@ -42,77 +127,6 @@ def check_seed_range(name: str, value: tuple[int, int]) -> tuple[int, int]:
     if not 0 <= value[0] < value[1]:
         raise ValueError(f"{name} must be [low, high) with 0 <= low < high; got {value}")
     return value
-
-
-class SceneConfig(StrictModel):
-    """Which scene to build and how to derive its walkability and SDF.
-
-    Units: metres.
-    """
-
-    spec: str = Field("procedural:apartment", description="scenes.load spec or mesh path")
-    seed: int = Field(0, ge=0, description="generator seed for procedural scenes")
-    up_axis: Literal["z", "y"] = Field("z", description="up axis of a mesh file")
-    grid_resolution: float = Field(0.05, gt=0.0, le=0.10, description="walkability cell, m")
-    body_radius: float = Field(0.25, gt=0.0, le=1.0, description="clearance radius, m")
-    body_height: float = Field(1.8, gt=0.5, le=2.5, description="clearance height, m")
-
-    @field_validator("spec")
-    @classmethod
-    def _valid_spec(cls, value: str) -> str:
-        return check_scene_spec(value)
-
-
-class DemoConfig(StrictModel):
-    """``egosim demo``: an apartment, posed bodies in walkable spots, pictures on disk."""
-
-    scene: SceneConfig = Field(default_factory=SceneConfig)
-    num_bodies: int = Field(3, ge=1, le=8, description="bodies placed in the scene")
-    body_seed: int = Field(0, ge=0, description="seed for shapes, poses and appearance "
-                           "(crowd.mp4: also starts, goals and seed motions)")
-    output_dir: str = Field("outputs/demo", description="folder the pictures go to")
-    topdown_pixels_per_m: int = Field(40, ge=5, le=200, description="top-down map scale")
-    turntable_views: int = Field(8, ge=1, le=36, description="views in the turntable image")
-    turntable_size: int = Field(256, ge=32, le=1024, description="pixels per turntable view")
-    video: bool = Field(True, description="write the MP4s: walk.mp4, and crowd.mp4 when "
-                        "crowd_video is true")
-    video_size: int = Field(192, ge=32, le=1024, description="pixels of each ego view")
-    video_fps: float = Field(20.0, gt=0.0, le=40.0, description="video and sensor rate, Hz")
-    video_max_seconds: float = Field(30.0, gt=0.0, le=300.0, description="walk cut after, s")
-    crowd_video: bool = Field(True, description="write crowd.mp4: humans driven by the PPO "
-                              "policy walk to their goals (ego RGB views | top-down map)")
-    crowd_humans: int = Field(3, ge=2, le=6, description="humans in crowd.mp4")
-    crowd_size: int = Field(160, ge=32, le=512, description="pixels of each crowd ego view")
-    crowd_fps: float = Field(20.0, gt=0.0, le=40.0, description="crowd video and sensor "
-                             "rate, Hz (motion is 40 fps)")
-    crowd_max_seconds: float = Field(20.0, gt=0.0, le=120.0, description="crowd video cut "
-                                     "after, s (it ends earlier once every human stopped)")
-    crowd_policy: str | None = Field(None, description="PPO .zip driving the crowd; null: "
-                                     "the shipped agents/checkpoints/ppo_locomotion.zip")
-
-
-class SceneJobConfig(StrictModel):
-    """``egosim scene``: load a scene, print its statistics, write its top-down map."""
-
-    scene: SceneConfig = Field(default_factory=SceneConfig)
-    output_dir: str = Field("outputs/scene", description="folder the map goes to")
-    pixels_per_m: int = Field(20, ge=2, le=200, description="top-down map scale")
-
-
-def _schemas() -> dict[str, type[BaseModel]]:
-    from egosim.agents.config import EvalAgentConfig, TrainAgentConfig
-    from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
-    from egosim.envs.motion.config import PriorVideoConfig, TrainPriorConfig
-
-    return {"demo": DemoConfig, "scene": SceneJobConfig, "train_prior": TrainPriorConfig,
-            "prior_video": PriorVideoConfig, "env_locomotion": LocomotionEnvConfig,
-            "env_crowd": CrowdEnvConfig, "train_agent": TrainAgentConfig,
-            "eval_agent": EvalAgentConfig}
-
-
-SCHEMAS: dict[str, type[BaseModel]] = _schemas()
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -132,9 +146,39 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``data`` with dotted-key ``overrides`` set (nested dicts created)."""
+def _has(data: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _drop(data: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any],
+                    same_setting: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted-key ``overrides`` set (nested dicts created).
+
+    ``same_setting``: pairs of dotted keys that set one value (:class:`StrictModel`); where
+    the overrides give one key of a pair and not the other, the other is removed from
+    ``data``, so the override takes effect.
+    """
     result = _deep_copy(data)
+    if same_setting:
+        given = apply_overrides({}, overrides)
+        for first, second in same_setting:
+            for key, other in ((first, second), (second, first)):
+                if _has(given, key) and not _has(given, other):
+                    _drop(result, other)
     for dotted, value in overrides.items():
         node = result
         parts = dotted.split(".")
@@ -153,14 +197,28 @@ def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class an annotation holds (``Model``, ``list[Model]``, ``Model | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, tuple, Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
 def _section_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) section of ``model`` at ``loc``."""
+    """Field names of the (nested) section of ``model`` at ``loc`` (list indices skipped)."""
     for part in loc:
+        if isinstance(part, int):
+            continue
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        found = _model_in(getattr(field, "annotation", None))
+        if found is None:
             return []
-        model = annotation
+        model = found
     return list(model.model_fields)
 
 
@@ -168,13 +226,26 @@ def format_validation_error(source: str, exc: ValidationError, model: type[BaseM
     """A readable message for a pydantic error: each bad key, its value and the rule."""
     lines = [f"invalid config {source}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        cause = (err.get("ctx") or {}).get("error")
         if err["type"] == "extra_forbidden":
             allowed = _section_fields(model, tuple(err["loc"][:-1]))
+            hint = ""
+            if "." in loc[-1]:
+                head, rest = loc[-1].split(".", 1)
+                hint = (f" (a dotted key inside a section: nest it, {head}: {{{rest}: ...}}, "
+                        "or give it as an override)")
             lines.append(f"  unknown key {key!r} (value {err.get('input')!r}); allowed keys "
-                         f"here: {', '.join(allowed)}")
+                         f"here: {', '.join(allowed)}{hint}")
+        elif isinstance(cause, ConfigValueError):
+            keys = [".".join([*loc, k]) for k in cause.keys]
+            names = ", ".join(repr(k) for k in keys)
+            lines.append(f"  {'key' if len(keys) == 1 else 'keys'} {names}: {msg}")
+        elif not loc:
+            lines.append(f"  {msg}")
         else:
-            msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"  key {key!r}: value {err.get('input')!r} is not allowed: {msg}")
     return "\n".join(lines)
 
@@ -193,18 +264,33 @@ def _resolve_path(name_or_path: str | os.PathLike[str]) -> Path:
                       "or give a path to a .yaml file")
 
 
+def _validate(data: dict[str, Any], schema: type[M], source: str) -> M:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc, schema)) from None
+
+
+def _parsed(overrides: list[str] | tuple[str, ...] | dict[str, Any] | None) -> dict[str, Any]:
+    if not overrides:
+        return {}
+    return dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+
+
 def load_config(
     name_or_path: str | os.PathLike[str],
-    overrides: list[str] | dict[str, Any] | None = None,
-    schema: type[M] | None = None,
+    overrides: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+    *,
+    schema: type[M],
 ) -> M:
     """Load, override and validate a config.
 
     Args:
-        name_or_path: a shipped config name (``"demo"``) or a path to a YAML file.
-        overrides: ``["key.sub=value", ...]`` or an already parsed dotted-key dict.
-        schema: the pydantic model to validate against; by default the schema registered
-            for the shipped name (or for the file's stem).
+        name_or_path: a shipped config name (``"demo"``, a file of ``configs/``) or a path to
+            a YAML file.
+        overrides: ``["key.sub=value", ...]`` or an already parsed dotted-key dict; they beat
+            the file's values (also across the pairs of ``schema.same_setting``).
+        schema: the pydantic model to validate against (the caller knows which).
 
     Raises:
         ConfigError: unreadable YAML, unknown key, or bad value (the message names them).
@@ -216,13 +302,31 @@ def load_config(
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
-    if overrides:
-        parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        data = apply_overrides(data, parsed)
-    model = schema or SCHEMAS.get(path.stem)
-    if model is None:
-        raise ConfigError(f"no schema for config {path.name}; known: {sorted(SCHEMAS)}")
-    try:
-        return model.model_validate(data)  # type: ignore[return-value]
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path), exc, model)) from None
+    parsed = _parsed(overrides)
+    if parsed:
+        data = apply_overrides(data, parsed, getattr(schema, "same_setting", ()))
+    return _validate(data, schema, str(path))
+
+
+def dump_config(config: BaseModel, **dump_options: Any) -> dict[str, Any]:
+    """``config.model_dump(**dump_options)`` (every key) that validates back to an equal
+    config: of each ``same_setting`` pair it keeps only the first key (both hold one value),
+    so the dump does not give both."""
+    data = config.model_dump(**dump_options)
+    for _first, second in getattr(config, "same_setting", ()):
+        _drop(data, second)
+    return data
+
+
+def with_overrides(config: M, overrides: list[str] | tuple[str, ...] | dict[str, Any]) -> M:
+    """A validated copy of ``config`` with dotted ``key=value`` overrides applied
+    (``with_overrides(env_cfg, {"reward.penetration_mode": "strict"})``); every key of the
+    copy counts as given.
+
+    Raises:
+        ConfigError: an override names an unknown key or a bad value.
+    """
+    schema = type(config)
+    data = apply_overrides(dump_config(config), _parsed(overrides),
+                           getattr(schema, "same_setting", ()))
+    return _validate(data, schema, f"<{schema.__name__} with overrides>")

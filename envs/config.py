@@ -3,8 +3,12 @@
 Every value of the EgoGen environments lives here: the scene and how often it changes, goal
 sampling and waypoints, the action scaling, ego-sensing, the reward weights (EgoGen's
 published values) and the penetration rule, the episode length, the motion prior checkpoint,
-optional head cameras and the ``rgb_array`` view. Unknown keys and bad values are errors that
-name the key. Units: metres, degrees where named ``*_deg``.
+optional head cameras and the ``rgb_array`` view. The defaults here are what the envs use
+without a config (the YAMLs document them). Unknown keys and bad values are errors that name
+the key. Units: metres, degrees where named ``*_deg``.
+
+:func:`crowd_config` and :func:`locomotion_config` turn one config into the other (the same
+world with or without a crowd section).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from egosim.config_base import StrictModel
+from egosim.config import ConfigValueError, StrictModel, check_seed_range
+from egosim.envs.observation import OBS_KEYS
 
 __all__ = ["ActionSection", "CameraSection", "CrowdEnvConfig", "CrowdSection",
            "EpisodeSection", "GoalSection", "LocomotionEnvConfig", "PriorSection",
            "RenderSection", "RewardSection", "RewardWeights", "SceneSection",
-           "SensingSection"]
+           "SensingSection", "crowd_config", "locomotion_config"]
 
 
 class SceneSection(StrictModel):
@@ -43,8 +48,6 @@ class SceneSection(StrictModel):
     @field_validator("seed_range")
     @classmethod
     def _valid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        from egosim.config import check_seed_range
-
         return check_seed_range("seed_range", value)
 
 
@@ -65,8 +68,8 @@ class GoalSection(StrictModel):
     @model_validator(mode="after")
     def _order(self) -> GoalSection:
         if self.max_dist <= self.min_dist:
-            raise ValueError(f"goal.max_dist ({self.max_dist}) must exceed goal.min_dist "
-                             f"({self.min_dist})")
+            raise ConfigValueError(("max_dist", "min_dist"), f"max_dist ({self.max_dist}) "
+                                   f"must exceed min_dist ({self.min_dist})")
         return self
 
 
@@ -134,6 +137,9 @@ class CameraSection(StrictModel):
 
     specs: list[dict[str, Any]] = Field(default_factory=list, description="camera specs; "
                                         "empty: no images in the observation")
+    other_humans: Literal["capsules", "bodies"] = Field(
+        "capsules", description="how the head cameras draw the other humans: capsules "
+        "(the rays' cylinders, cheap) or their posed SMPL-X bodies")
 
     @field_validator("specs")
     @classmethod
@@ -154,9 +160,6 @@ class CameraSection(StrictModel):
                                  f"or an observation key ({', '.join(OBS_KEYS)})")
             uuids.add(spec.uuid)
         return value
-
-
-OBS_KEYS = ("markers", "goal_dirs", "ego_sensing", "goal_distance", "time_left")
 
 
 class RenderSection(StrictModel):
@@ -192,3 +195,23 @@ class CrowdEnvConfig(LocomotionEnvConfig):
     """``egosim/EgoCrowd-v0``: several humans, each with its own goal, in one scene."""
 
     crowd: CrowdSection = Field(default_factory=CrowdSection)
+
+
+def crowd_config(env: LocomotionEnvConfig, crowd: CrowdSection | None = None
+                 ) -> CrowdEnvConfig:
+    """``env``'s sections with a ``crowd`` section (None: the default one): the EgoCrowd
+    config of the same world. A :class:`CrowdEnvConfig` keeps its own crowd section unless
+    ``crowd`` is given."""
+    data = env.model_dump()
+    if crowd is not None:
+        data["crowd"] = crowd.model_dump()
+    return CrowdEnvConfig.model_validate(data)
+
+
+def locomotion_config(env: LocomotionEnvConfig) -> LocomotionEnvConfig:
+    """``env`` without its crowd section (a :class:`CrowdEnvConfig` becomes the
+    EgoLocomotion config of the same world); a :class:`LocomotionEnvConfig` is returned as
+    it is."""
+    if type(env) is LocomotionEnvConfig:
+        return env
+    return LocomotionEnvConfig.model_validate(env.model_dump(exclude={"crowd"}))

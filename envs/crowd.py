@@ -19,7 +19,8 @@ class EgoCrowdEnv(EgoEnvBase):
 
     Everything per human is as in :class:`~egosim.envs.locomotion.EgoLocomotionEnv`; the
     humans see each other in their ego-sensing rays (vertical cylinders, see
-    :mod:`egosim.envs.ego_sensing`) and head cameras (capsules). Starts and goals are at least
+    :mod:`egosim.envs.ego_sensing`) and head cameras (capsules, or their posed SMPL-X bodies
+    with ``cameras.other_humans: bodies``). Starts and goals are at least
     ``crowd.min_separation`` (1 m) apart.
 
     ## Action Space
@@ -69,7 +70,7 @@ class EgoCrowdEnv(EgoEnvBase):
 
     ## Arguments
 
-    ``gymnasium.make("egosim/EgoCrowd-v0", config="env_crowd", overrides=None,
+    ``gymnasium.make("egosim/EgoCrowd-v0", config=None, overrides=None,
     render_mode=None)`` (see EgoLocomotionEnv; schema
     :class:`egosim.envs.config.CrowdEnvConfig`).
     """
@@ -79,7 +80,7 @@ class EgoCrowdEnv(EgoEnvBase):
                  render_mode: str | None = None) -> None:
         from egosim.envs.config import CrowdEnvConfig
 
-        cfg = resolve_config(config, overrides, CrowdEnvConfig, "env_crowd")
+        cfg = resolve_config(config, overrides, CrowdEnvConfig)
         self._setup(cfg, cfg.crowd.num_humans, cfg.crowd.min_separation, render_mode)
 
     def split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -7,27 +7,35 @@ The envs themselves (:mod:`.locomotion`, :mod:`.crowd`, :mod:`.vector`) only wir
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from pydantic import BaseModel, ValidationError
 
+from egosim.envs.motion.primitive_windows import STEP_SECONDS
+from egosim.envs.observation import OBS_KEYS
 from egosim.envs.simulation import GOAL_DIM, MARKER_CLIP, MARKER_DIM
 
 __all__ = ["resolve_config", "observation_space", "action_space", "check_action",
-           "flatten_obs", "render_world", "RENDER_MODES"]
+           "flatten_obs", "render_world", "RENDER_MODES", "RENDER_FPS"]
 
 RENDER_MODES = ["rgb_array"]
+#: Rendered frames per second: one frame per env step (one motion primitive).
+RENDER_FPS: float = 1.0 / STEP_SECONDS
 
 ConfigLike = str | os.PathLike | dict | BaseModel | None
+M = TypeVar("M", bound=BaseModel)
 
 
 def resolve_config(config: ConfigLike, overrides: list[str] | dict[str, Any] | None,
-                   schema: type[BaseModel], default_name: str) -> Any:
-    """A validated ``schema`` instance from a shipped name, a YAML path, a dict or a model,
-    with dotted ``key=value`` overrides applied.
+                   schema: type[M]) -> M:
+    """A validated ``schema`` instance, with dotted ``key=value`` overrides applied.
+
+    ``config``: None (the schema's defaults), a shipped config name or a YAML path (loaded
+    with :func:`egosim.config.load_config`), a dict of (nested) keys, or a config model (an
+    instance of ``schema`` is used as it is; another model is validated from its keys).
 
     Raises:
         egosim.config.ConfigError: unknown key or bad value (names the key and the rule).
@@ -35,17 +43,21 @@ def resolve_config(config: ConfigLike, overrides: list[str] | dict[str, Any] | N
     from egosim.config import (
         ConfigError,
         apply_overrides,
+        dump_config,
         format_validation_error,
         load_config,
         parse_overrides,
+        with_overrides,
     )
 
-    if config is None:
-        config = default_name
     if isinstance(config, (str, os.PathLike)):
         return load_config(config, overrides, schema=schema)
-    if isinstance(config, BaseModel):
-        config = config.model_dump()
+    if type(config) is schema:
+        return with_overrides(config, overrides) if overrides else config
+    if config is None:
+        config = {}
+    elif isinstance(config, BaseModel):
+        config = dump_config(config)
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a config name, a YAML path, a dict or a "
                           f"{schema.__name__}; got {type(config).__name__}")
@@ -65,21 +77,23 @@ def _camera_space(spec, n: int) -> spaces.Box:
         return spaces.Box(0, 255, lead + (h, w, 3), np.uint8)
     if spec.modality == "depth":
         return spaces.Box(0.0, float(spec.far), lead + (h, w), np.float32)
-    from egosim.envs.scenes import NUM_CLASSES
+    from egosim.envs.scenes.classes import NUM_CLASSES
 
     return spaces.Box(-1, NUM_CLASSES - 1, lead + (h, w), np.int32)
 
 
 def observation_space(num_humans: int, num_rays: int, camera_specs: list) -> spaces.Dict:
-    """Per-env Dict space; every vector key holds ``num_humans`` rows, flattened."""
+    """Per-env Dict space: the vector keys (:data:`~egosim.envs.observation.OBS_KEYS`, in
+    that order; each holds ``num_humans`` rows, flattened), then one image per camera."""
     n = num_humans
-    d = {
+    boxes = {
         "markers": spaces.Box(-MARKER_CLIP, MARKER_CLIP, (n * MARKER_DIM,), np.float32),
         "goal_dirs": spaces.Box(-1.0, 1.0, (n * GOAL_DIM,), np.float32),
         "ego_sensing": spaces.Box(-1.0, 1.0, (n * num_rays,), np.float32),
         "goal_distance": spaces.Box(0.0, 1.0, (n,), np.float32),
         "time_left": spaces.Box(0.0, 1.0, (n,), np.float32),
     }
+    d = {key: boxes[key] for key in OBS_KEYS}
     for s in camera_specs:
         d[s.uuid] = _camera_space(s, n)
     return spaces.Dict(d)
@@ -128,9 +142,13 @@ def flatten_obs(obs: dict[str, np.ndarray], camera_uuids: list[str], n: int
 
 def render_world(sim, e: int) -> np.ndarray:
     """``(size, 2 * size, 3)`` uint8: top-down map beside the ego view (see
-    :mod:`egosim.envs.topdown`)."""
+    :mod:`egosim.envs.topdown`).
+
+    The map (``render.pixels_per_m``) is centred on the humans: each human's route, current
+    target, goal and latest markers, and the first human's ego-sensing rays.
+    """
     from egosim.envs.ego_sensing import fan_directions, gaze_forward
-    from egosim.envs.topdown import ray_strip, side_by_side, topdown_view
+    from egosim.envs.topdown import cached_map, ray_strip, side_by_side
 
     cfg = sim.cfg
     w = sim.worlds[e]
@@ -144,9 +162,17 @@ def render_world(sim, e: int) -> np.ndarray:
     fwd = gaze_forward(eyes[None, 0], eyes[None, 1])
     dirs = fan_directions(fwd, cfg.sensing.num_rays, cfg.sensing.fov_deg)[0]
     dist = sim.ego_dist[hs[0]]
-    rays = (np.repeat(mid[None], len(dirs), 0), mid[None] + dirs * dist[:, None])
-    left = topdown_view(w.scene.walk_map, center, cfg.render.size, cfg.render.pixels_per_m,
-                        w.routes, m, rays)
+    tmap = cached_map(w.scene, cfg.render.pixels_per_m)
+    img = tmap.frame()
+    for i, r in enumerate(w.routes):
+        tmap.route(r.points, i, img)
+    tmap.rays(np.repeat(mid[None], len(dirs), 0), mid[None] + dirs * dist[:, None], img)
+    for i, r in enumerate(w.routes):
+        tmap.target(r.target(), img)
+        tmap.goal(r.goal, i, img)
+    for i, mk in enumerate(m):
+        tmap.human_markers(mk, i, img)
+    left = tmap.crop(img, center, cfg.render.size)
     rgb = [s for s in sim.camera_specs if s.modality == "rgb"]
     if rgb:
         right = sim.camera_images(e)[rgb[0].uuid][0]
@@ -158,7 +184,7 @@ def render_world(sim, e: int) -> np.ndarray:
 class EgoEnvBase(gym.Env):
     """A Gymnasium env over one world of ``N`` humans (see :class:`EgoLocomotionEnv`)."""
 
-    metadata = {"render_modes": RENDER_MODES, "render_fps": 40.0 / 18.0}
+    metadata = {"render_modes": RENDER_MODES, "render_fps": RENDER_FPS}
 
     def _setup(self, cfg, num_humans: int, min_separation: float,
                render_mode: str | None) -> None:

@@ -86,9 +86,10 @@ class EgoLocomotionEnv(EgoEnvBase):
 
     ## Arguments
 
-    ``gymnasium.make("egosim/EgoLocomotion-v0", config="env_locomotion", overrides=None,
-    render_mode=None)``: ``config`` is a shipped config name, a YAML path, a dict or a
-    :class:`egosim.envs.config.LocomotionEnvConfig`; ``overrides`` are dotted ``key=value``
+    ``gymnasium.make("egosim/EgoLocomotion-v0", config=None, overrides=None,
+    render_mode=None)``: ``config`` is None (the schema's defaults, what
+    ``configs/env_locomotion.yaml`` documents), a shipped config name, a YAML path, a dict
+    or a :class:`egosim.envs.config.LocomotionEnvConfig`; ``overrides`` are dotted ``key=value``
     strings or a dict (e.g. ``["scene.seed=3", "prior.path=/ckpt"]``).
     ``render_mode="rgb_array"`` returns the top-down map beside the ego view
     (:mod:`egosim.envs.topdown`).
@@ -99,5 +100,5 @@ class EgoLocomotionEnv(EgoEnvBase):
                  render_mode: str | None = None) -> None:
         from egosim.envs.config import LocomotionEnvConfig
 
-        cfg = resolve_config(config, overrides, LocomotionEnvConfig, "env_locomotion")
+        cfg = resolve_config(config, overrides, LocomotionEnvConfig)
         self._setup(cfg, 1, 0.0, render_mode)

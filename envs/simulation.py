@@ -23,8 +23,17 @@ goal_distance  (1,)         ``1 / (d + 1)``, d = floor distance pelvis -> curren
 time_left      (1,)         ``1 - steps / max_steps``
 <camera uuid>  (H, W, ...)  head-camera image per configured spec (rgb uint8 HWC, depth
                             float32 metres, semantic int32), camera at the eyes, horizontal
-                            gaze; other humans are capsules (same radius as the rays see)
+                            gaze; other humans are capsules (same radius as the rays see) or,
+                            with ``cameras.other_humans: bodies``, their posed SMPL-X bodies
 =============  ===========  ============================================================
+
+Per-frame motion (the seam videos and clip builders plug into): every step decodes
+:data:`~egosim.envs.motion.primitive_windows.FUTURE_FRAMES` (18) new frames at
+:data:`~egosim.envs.motion.primitive_windows.MOTION_FPS` (40 fps) per human; the
+observation only keeps the last two. :attr:`Simulation.last_rollout` holds all of them
+(a :class:`FrameRollout`, what was simulated, not a re-run), and hooks registered with
+:meth:`Simulation.add_step_hook` / :meth:`Simulation.add_reset_hook` are called with it
+after every :meth:`Simulation.step` / :meth:`Simulation.reset_worlds`.
 
 A world's episode randomness (scene seed, starts, goals, headings, seed motions, camera
 noise) comes from its own ``numpy.random.Generator`` given at reset; the motion prior is
@@ -33,6 +42,7 @@ deterministic, so the same seed and actions give the same trajectory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,21 +51,151 @@ import torch
 
 from egosim.envs import resources
 from egosim.envs.ego_sensing import HEAD_ABOVE_EYES, ego_sensing, gaze_forward
+from egosim.envs.humans.marker_set import EYE_JOINTS
+from egosim.envs.humans.model_files import GENDERS
+from egosim.envs.motion.primitive_windows import FUTURE_FRAMES, MOTION_FPS
 from egosim.envs.rewards import TERMS, facing, foot_terms, penetration_reward, pose_prior
 from egosim.envs.task import Route, episode_end, sample_episode, yaw_towards
 
-__all__ = ["Simulation", "World", "MARKER_DIM", "GOAL_DIM", "MARKER_CLIP"]
+__all__ = ["Simulation", "World", "FrameRollout", "StepHook", "MARKER_DIM", "GOAL_DIM",
+           "MARKER_CLIP"]
 
 NUM_MARKERS = 67
 MARKER_DIM = 2 * NUM_MARKERS * 3
 GOAL_DIM = NUM_MARKERS * 3
 MARKER_CLIP = 5.0
-EYES = (23, 24)
+#: SMPL-X joints from the pelvis down the spine to the head (joint 15), root first.
+_HEAD_CHAIN = (0, 3, 6, 9, 12, 15)
+#: SMPL-X's canonical head axes (x left, y up, z forward) -> OpenCV-style (x right, y down,
+#: z forward): a half turn about z.
+_SMPLX_TO_OPENCV = np.diag([-1.0, -1.0, 1.0])
+
+
+def _axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
+    """Rodrigues: axis-angles ``(..., 3)`` (rad) -> rotation matrices ``(..., 3, 3)``."""
+    aa = np.asarray(aa, np.float64)
+    theta = np.linalg.norm(aa, axis=-1, keepdims=True)
+    k = aa / np.maximum(theta, 1e-12)
+    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
+    zero = np.zeros_like(kx)
+    cross = np.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], -1).reshape(
+        aa.shape[:-1] + (3, 3))
+    s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
+    return np.eye(3) + s * cross + (1.0 - c) * (cross @ cross)
+
+
+@dataclass
+class FrameRollout:
+    """Every 40-fps frame of every human of one :meth:`Simulation.step` (or reset).
+
+    Rows are the humans of the stepped (or reset) worlds in batch order (``H = N`` for the
+    single-world envs); ``F`` is :data:`~egosim.envs.motion.primitive_windows.FUTURE_FRAMES`
+    (18) after a step and 2 (the seed history) after a reset. World frame: metres, z up,
+    floor at z = 0. This is what was simulated: the prior's output of that step, not a
+    re-run. A human that had stopped before the step (goal reached or failed) stands still
+    at its last pose in every frame (``active`` False), as in the simulation. The last frame
+    is the state the next observation is built from (``markers[:, -1]`` equals
+    :attr:`Simulation.markers` ``[humans, 1]``, ``eyes[:, -1]`` :attr:`Simulation.eyes`).
+
+    Attributes:
+        worlds: ``(H,)`` int64 world of each row.
+        humans: ``(H,)`` int64 batch index of each row (``world * N + i``).
+        frames: ``(H, F)`` int64 frame number since the episode start (40 fps): 0 is the
+            start pose (the last seed frame), step ``s`` (1-based) adds frames
+            ``18 (s - 1) + 1 .. 18 s``; the reset's first seed frame is -1.
+        times: ``(H, F)`` float64 seconds since the episode start, ``frames / 40``.
+        markers: ``(H, F, 67, 3)`` float64 SSM2 markers (m).
+        joints: ``(H, F, 55, 3)`` float32 SMPL-X joints of the regressed bodies (m).
+        eyes: ``(H, F, 2, 3)`` float64 left and right eye (SMPL-X joints 23, 24), m.
+        global_orient: ``(H, F, 3)`` float32 SMPL-X global orientation, axis-angle (rad),
+            in the world frame (it includes SMPL-X's y-up to z-up turn).
+        body_pose: ``(H, F, 63)`` float32 axis-angles of the 21 body joints (rad).
+        transl: ``(H, F, 3)`` float32 SMPL-X translation (m, world).
+        betas: ``(H, 10)`` float32 shape coefficients.
+        gender: ``(H,)`` int64 index into :data:`~egosim.envs.humans.model_files.GENDERS`.
+        active: ``(H,)`` bool, the human moved during this step (always True at a reset).
+    """
+
+    worlds: np.ndarray
+    humans: np.ndarray
+    frames: np.ndarray
+    times: np.ndarray
+    markers: np.ndarray
+    joints: np.ndarray
+    eyes: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    transl: np.ndarray
+    betas: np.ndarray
+    gender: np.ndarray
+    active: np.ndarray
+    _head: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def num_frames(self) -> int:
+        """``F``, frames per row."""
+        return int(self.frames.shape[1])
+
+    @property
+    def genders(self) -> tuple[str, ...]:
+        """``(H,)`` gender names (``neutral``, ``male``, ``female``)."""
+        return tuple(GENDERS[int(g)] for g in self.gender)
+
+    @property
+    def eye_midpoint(self) -> np.ndarray:
+        """``(H, F, 3)`` float64 midpoint of the eyes (m): where the head camera sits."""
+        return self.eyes.mean(axis=2)
+
+    @property
+    def head_orientation(self) -> np.ndarray:
+        """``(H, F, 3, 3)`` float64 head-to-world rotations (computed on first use).
+
+        The global rotation of the SMPL-X head joint (15; pelvis, spine and neck rotations
+        composed), with its columns in camera-style axes: column 0 the head's right (x),
+        column 1 its down (y), column 2 its forward, the direction the face looks (z). An
+        upright head looking level has column 2 horizontal and column 1 ``(0, 0, -1)``.
+        The same axes as a head camera's OpenCV frame (see ``egosim.sensors.head_frame``).
+        """
+        if self._head is None:
+            aa = np.concatenate([self.global_orient[..., None, :],
+                                 self.body_pose.reshape(self.body_pose.shape[:-1] + (21, 3))],
+                                axis=-2)  # (H, F, 22, 3): pelvis, then body joints 1..21
+            rot = _axis_angle_to_matrix(aa[..., list(_HEAD_CHAIN), :])
+            head = rot[..., 0, :, :]
+            for k in range(1, len(_HEAD_CHAIN)):
+                head = head @ rot[..., k, :, :]
+            self._head = head @ _SMPLX_TO_OPENCV
+        return self._head
+
+    def rows(self, index: np.ndarray | slice) -> FrameRollout:
+        """The rollout restricted to rows ``index`` (e.g. one world's humans)."""
+        return FrameRollout(**{k: getattr(self, k)[index] for k in self._fields()})
+
+    def world(self, e: int) -> FrameRollout:
+        """The rows of world ``e`` (``(N, F, ...)``)."""
+        return self.rows(np.nonzero(self.worlds == e)[0])
+
+    def select_frames(self, index: np.ndarray | slice) -> FrameRollout:
+        """The rollout restricted to frames ``index`` (axis 1 of every per-frame field)."""
+        per_frame = {"frames", "times", "markers", "joints", "eyes", "global_orient",
+                     "body_pose", "transl"}
+        return FrameRollout(**{k: getattr(self, k)[:, index] if k in per_frame
+                               else getattr(self, k) for k in self._fields()})
+
+    @staticmethod
+    def _fields() -> tuple[str, ...]:
+        return ("worlds", "humans", "frames", "times", "markers", "joints", "eyes",
+                "global_orient", "body_pose", "transl", "betas", "gender", "active")
+
+
+StepHook = Callable[["Simulation", FrameRollout], None]
+"""``hook(sim, rollout)``: called after a step (or reset) with its :class:`FrameRollout`."""
 
 
 @dataclass
 class World:
-    """Episode state of one world (scene + ``N`` humans)."""
+    """Episode state of one world (scene + ``N`` humans); ``body_colors`` ``(N, F', 3)``
+    are the humans' face colours in the head cameras (``cameras.other_humans: bodies``)."""
 
     rng: np.random.Generator | None = None
     scene: Any = None
@@ -67,6 +207,7 @@ class World:
     failed: np.ndarray | None = None
     remaining: np.ndarray | None = None
     collisions_total: int = 0
+    body_colors: np.ndarray | None = None
 
 
 class Simulation:
@@ -76,6 +217,16 @@ class Simulation:
         cfg: a :class:`egosim.envs.config.LocomotionEnvConfig` (or crowd config).
         num_worlds: ``E``; humans_per_world: ``N``.
         min_separation: smallest start-start and goal-goal distance (m) within a world.
+
+    Attributes:
+        markers: ``(E N, 2, 67, 3)`` the two latest marker frames per human (m, world).
+        eyes: ``(E N, 2, 3)`` left and right eye of the latest frame (m, world).
+        pose: the latest frame's regressed SMPL-X body of each human (a stopped human stands
+            still in it): ``global_orient (E N, 3)``, ``body_pose (E N, 63)`` axis-angles
+            (rad, world), ``transl (E N, 3)`` and ``joints (E N, 55, 3)`` (m), float32.
+        last_rollout: the :class:`FrameRollout` of the latest :meth:`step` or
+            :meth:`reset_worlds` (its rows: the humans of the worlds it stepped), None
+            before the first reset.
     """
 
     def __init__(self, cfg, num_worlds: int, humans_per_world: int,
@@ -100,6 +251,20 @@ class Simulation:
         self.ego_dist = np.zeros((h, cfg.sensing.num_rays))
         self.worlds = [World() for _ in range(self.E)]
         self._renderers: dict[tuple, Any] = {}
+        self.pose = {"global_orient": np.zeros((h, 3), np.float32),
+                      "body_pose": np.zeros((h, 63), np.float32),
+                      "transl": np.zeros((h, 3), np.float32),
+                      "joints": np.zeros((h, 55, 3), np.float32)}
+        self.last_rollout: FrameRollout | None = None
+        self._step_hooks: list[StepHook] = []
+        self._reset_hooks: list[StepHook] = []
+        self._proxy: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Hooks watch one process's simulation; a pickled copy starts without them.
+        state = self.__dict__.copy()
+        state["_step_hooks"], state["_reset_hooks"] = [], []
+        return state
 
     def _camera_specs(self) -> list:
         from egosim.sensors.spec import CameraSpec
@@ -109,6 +274,83 @@ class Simulation:
     def humans(self, e: int) -> np.ndarray:
         """Indices of world ``e``'s humans in the batch."""
         return np.arange(e * self.N, (e + 1) * self.N)
+
+    # -- per-frame seam -----------------------------------------------------------------
+    def add_step_hook(self, hook: StepHook) -> Callable[[], None]:
+        """Call ``hook(sim, rollout)`` after every :meth:`step`, once per call, with that
+        step's :class:`FrameRollout` (all worlds it stepped); the sim's state (markers,
+        worlds' ``active``/``success``/``steps``) is already updated. Hooks are not
+        pickled with the simulation (a copy in another process starts without them).
+
+        Returns:
+            A function that removes the hook.
+        """
+        self._step_hooks.append(hook)
+        return lambda: self._step_hooks.remove(hook) if hook in self._step_hooks else None
+
+    def add_reset_hook(self, hook: StepHook) -> Callable[[], None]:
+        """Call ``hook(sim, rollout)`` after every :meth:`reset_worlds` with the reset's
+        :class:`FrameRollout` (the two seed frames of the reset worlds' humans).
+
+        Returns:
+            A function that removes the hook.
+        """
+        self._reset_hooks.append(hook)
+        return lambda: self._reset_hooks.remove(hook) if hook in self._reset_hooks else None
+
+    def _publish(self, rollout: FrameRollout, hooks: list[StepHook]) -> None:
+        self.last_rollout = rollout
+        for hook in list(hooks):
+            hook(self, rollout)
+
+    def _keep_pose(self, rows: np.ndarray, out: Any, pick: np.ndarray | slice) -> None:
+        """Remember the last frame of the prior output ``out`` rows ``pick`` for humans
+        ``rows``."""
+        if isinstance(pick, np.ndarray):
+            pick = torch.as_tensor(pick)
+        for k in ("global_orient", "body_pose", "transl", "joints"):
+            self.pose[k][rows] = getattr(out, k)[pick, -1].numpy()
+
+    def vertices(self, rollout: FrameRollout, frames: np.ndarray | slice | None = None
+                 ) -> np.ndarray:
+        """Posed SMPL-X vertices ``(H, F', 10475, 3)`` float32 (m, world) of a rollout's
+        frames ``frames`` (default all), by the motion prior's fast skinning."""
+        from egosim.envs.motion.prior import Rollout
+
+        r = rollout if frames is None else rollout.select_frames(frames)
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+
+        out = Rollout(markers=t(r.markers), global_orient=t(r.global_orient),
+                      body_pose=t(r.body_pose), transl=t(r.transl), joints=t(r.joints),
+                      betas=t(r.betas), gender=torch.from_numpy(np.asarray(r.gender, np.int64)),
+                      z=torch.zeros(len(r.humans), 0, self.latent_dim), decoded=t(r.markers))
+        with torch.no_grad():
+            return self.prior.vertices(out).numpy()
+
+    def current_vertices(self, e: int) -> np.ndarray:
+        """``(N, 10475, 3)`` float32 posed vertices (m, world) of world ``e``'s humans in
+        their latest frame (the state the observation is built from)."""
+        hs = self.humans(e)
+        p = self.pose
+        one = FrameRollout(
+            worlds=np.full(self.N, e), humans=hs, frames=np.zeros((self.N, 1), np.int64),
+            times=np.zeros((self.N, 1)), markers=self.markers[hs, 1:],
+            joints=p["joints"][hs, None], eyes=self.eyes[hs, None],
+            global_orient=p["global_orient"][hs, None], body_pose=p["body_pose"][hs, None],
+            transl=p["transl"][hs, None], betas=self.betas[hs].numpy(),
+            gender=self.gender[hs].numpy(), active=self.worlds[e].active.copy())
+        return self.vertices(one)[:, 0]
+
+    def body_proxy(self) -> Any:
+        """The :class:`~egosim.envs.humans.body_proxy.BodyProxy` of the prior's bodies
+        (built on first use)."""
+        if self._proxy is None:
+            from egosim.envs.humans.body_proxy import BodyProxy
+
+            self._proxy = BodyProxy(self.prior.body.faces)
+        return self._proxy
 
     # -- reset --------------------------------------------------------------------------
     def _scene_for(self, rng: np.random.Generator):
@@ -156,6 +398,11 @@ class Simulation:
             w.active = np.ones(self.N, bool)
             w.success = np.zeros(self.N, bool)
             w.failed = np.zeros(self.N, bool)
+            w.body_colors = None
+            if self.camera_specs and self.cfg.cameras.other_humans == "bodies":
+                from egosim.envs.humans.body_proxy import sample_face_colors
+
+                w.body_colors = sample_face_colors(self.body_proxy(), self.N, rng)
         idx = np.concatenate(hs)
         init = {"history": torch.stack(hists), "betas": torch.stack(betas),
                 "gender": torch.stack(genders)}
@@ -164,14 +411,25 @@ class Simulation:
         self.history[t] = state.history
         self.betas[t] = state.betas
         self.gender[t] = state.gender
-        self.markers[idx] = out.markers.double().numpy()
-        self.eyes[idx] = out.joints[:, -1, list(EYES)].double().numpy()
+        mk = out.markers.double().numpy()  # (h, 2, 67, 3)
+        joints = out.joints.numpy()
+        eyes = joints[:, :, list(EYE_JOINTS)].astype(np.float64)
+        self.markers[idx] = mk
+        self.eyes[idx] = eyes[:, -1]
+        self._keep_pose(idx, out, slice(None))
         for e in ids:
             w = self.worlds[e]
             pel = self.pelvis(self.markers[self.humans(e), 1])
             for i, r in enumerate(w.routes):
                 r.update(pel[i, :2])
             w.remaining = np.array([r.remaining(pel[i, :2]) for i, r in enumerate(w.routes)])
+        frames = np.broadcast_to(np.arange(-1, 1), (len(idx), 2)).copy()
+        self._publish(FrameRollout(
+            worlds=idx // self.N, humans=idx, frames=frames, times=frames / MOTION_FPS,
+            markers=mk, joints=joints, eyes=eyes, global_orient=out.global_orient.numpy(),
+            body_pose=out.body_pose.numpy(), transl=out.transl.numpy(),
+            betas=out.betas.numpy(), gender=out.gender.numpy().astype(np.int64),
+            active=np.ones(len(idx), bool)), self._reset_hooks)
 
     # -- geometry helpers ---------------------------------------------------------------
     def joints3(self, markers: np.ndarray) -> np.ndarray:
@@ -244,9 +502,14 @@ class Simulation:
         return obs
 
     def camera_images(self, e: int) -> dict[str, np.ndarray]:
-        """Head-camera images of world ``e``'s humans, ``{uuid: (N, H, W[, C])}``."""
+        """Head-camera images of world ``e``'s humans, ``{uuid: (N, H, W[, C])}``.
+
+        Camera at the eyes with a horizontal gaze (``egosim.sensors.head_frame``); the other
+        humans are capsules or (``cameras.other_humans: bodies``) their posed bodies
+        (:mod:`egosim.envs.humans.body_proxy`); a wearer sees its own hands and feet only.
+        """
         from egosim.envs.scenes import class_id
-        from egosim.sensors import DynamicMesh, Renderer, capsule_triangles, head_frame
+        from egosim.sensors import DynamicMesh, HeadRecorder, Renderer, capsule_triangles
 
         w = self.worlds[e]
         key = (w.scene.name, w.scene_seed)
@@ -257,18 +520,20 @@ class Simulation:
         r = self._renderers[key]
         hs = self.humans(e)
         eyes = self.eyes[hs]
-        pel = self.pelvis(self.markers[hs, 1])
-        rad = self.cfg.sensing.human_radius
         person = class_id("person")
-        meshes = []
-        for i in range(self.N):
-            top = max(eyes[i, :, 2].mean() + HEAD_ABOVE_EYES, 2 * rad + 1e-3)
-            tri = capsule_triangles((pel[i, 0], pel[i, 1], 0.0), top, rad, 12, 2)
-            meshes.append(DynamicMesh(tri, person, 1000 + i, (0.8, 0.6, 0.5),
-                                      np.zeros(len(tri), bool)))
-        r.set_dynamic_meshes(meshes)
-        poses = head_frame(eyes)
-        out = r.render(self.camera_specs, poses, wearer=np.arange(self.N), rng=w.rng)
+        if self.cfg.cameras.other_humans == "bodies":
+            meshes = self.body_proxy().meshes(self.current_vertices(e), w.body_colors, person)
+        else:
+            pel = self.pelvis(self.markers[hs, 1])
+            rad = self.cfg.sensing.human_radius
+            meshes = []
+            for i in range(self.N):
+                top = max(eyes[i, :, 2].mean() + HEAD_ABOVE_EYES, 2 * rad + 1e-3)
+                tri = capsule_triangles((pel[i, 0], pel[i, 1], 0.0), top, rad, 12, 2)
+                meshes.append(DynamicMesh(tri, person, 1000 + i, (0.8, 0.6, 0.5),
+                                          np.zeros(len(tri), bool)))
+        _, out = HeadRecorder(r, self.camera_specs).frame(eyes, meshes=meshes,
+                                                          wearer=np.arange(self.N), rng=w.rng)
         return {s.uuid: out[s.uuid] for s in self.camera_specs}
 
     # -- step ---------------------------------------------------------------------------
@@ -300,9 +565,11 @@ class Simulation:
                                 out.gender)
         keep = torch.as_tensor(active)
         self.history[t] = torch.where(keep[:, None, None, None], new.history, self.history[t])
+        rollout = self._step_rollout(ids, hs, active, mk, out)
         act_h = hs[active]
         self.markers[act_h] = mk[active, -2:]
-        self.eyes[act_h] = out.joints[:, -1, list(EYES)].double().numpy()[active]
+        self.eyes[act_h] = rollout.eyes[active, -1]
+        self._keep_pose(act_h, out, active)
         prior_r = pose_prior(z.numpy())
         rewards, term, trunc, infos = [], [], [], []
         for k, e in enumerate(ids):
@@ -313,7 +580,36 @@ class Simulation:
             term.append(te)
             trunc.append(tr)
             infos.append(info)
+        self._publish(rollout, self._step_hooks)
         return np.array(rewards), np.array(term), np.array(trunc), infos
+
+    def _step_rollout(self, ids: list[int], hs: np.ndarray, active: np.ndarray,
+                      mk: np.ndarray, out: Any) -> FrameRollout:
+        """The :class:`FrameRollout` of a step, before the sim's state is updated: the
+        prior's frames (views, no copies) where every human moved; a stopped human's
+        rows repeat its last pose."""
+        f = mk.shape[1]
+        steps = np.repeat([self.worlds[e].steps for e in ids], self.N)
+        frames = steps[:, None] * FUTURE_FRAMES + np.arange(1, f + 1)[None]
+        joints = out.joints.numpy()
+        arrays = {"markers": mk, "joints": joints,
+                  "eyes": joints[:, :, list(EYE_JOINTS)].astype(np.float64),
+                  "global_orient": out.global_orient.numpy(), "body_pose": out.body_pose.numpy(),
+                  "transl": out.transl.numpy()}
+        if not active.all():
+            still = ~active
+            rows = hs[still]
+            last = {"markers": self.markers[rows, 1], "eyes": self.eyes[rows], **{
+                k: self.pose[k][rows] for k in ("joints", "global_orient", "body_pose",
+                                                 "transl")}}
+            for k, a in arrays.items():
+                a = a.copy()
+                a[still] = last[k][:, None]
+                arrays[k] = a
+        return FrameRollout(worlds=hs // self.N, humans=hs, frames=frames,
+                            times=frames / MOTION_FPS, betas=out.betas.numpy(),
+                            gender=out.gender.numpy().astype(np.int64), active=active.copy(),
+                            **arrays)
 
     def _finish_world(self, e: int, mk: np.ndarray, pts: np.ndarray, skate: np.ndarray,
                       contact: np.ndarray, prior_r: np.ndarray
@@ -379,13 +675,10 @@ class Simulation:
     def _collisions(self, e: int, mk: np.ndarray, active: np.ndarray) -> int:
         """Pairs of humans of world ``e`` whose pelvis axes come closer than two cylinder
         radii (floor plane) in any frame of the primitive ``mk (N, 18, 67, 3)``; a finished
-        (inactive) human stands still at its last pose."""
+        (inactive) human stands still at its last pose (:mod:`egosim.envs.collisions`)."""
+        from egosim.envs.collisions import count_collisions
+
         if self.N < 2:
             return 0
-        p = self.pelvis(mk)[..., :2]  # (N, 18, 2)
-        still = self.pelvis(self.markers[self.humans(e), 1])[:, None, :2]
-        p = np.where(active[:, None, None], p, still)
-        d = np.linalg.norm(p[:, None] - p[None], axis=-1).min(-1)  # (N, N)
-        close = d < 2.0 * self.cfg.sensing.human_radius
-        iu = np.triu_indices(self.N, 1)
-        return int(close[iu].sum())
+        still = self.pelvis(self.markers[self.humans(e), 1])  # (N, 3)
+        return count_collisions(self.pelvis(mk), active, self.cfg.sensing.human_radius, still)

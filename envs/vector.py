@@ -1,5 +1,5 @@
 """Batched vector envs: many independent episodes stepped in one process, one
-``MotionPrior.step`` call for all of them; and an adapter to stable-baselines3's ``VecEnv``.
+``MotionPrior.step`` call for all of them.
 
 :class:`EgoVectorEnv` is the ``vector_entry_point`` of ``egosim/EgoLocomotion-v0`` and
 ``egosim/EgoCrowd-v0`` (``gymnasium.make_vec(id, num_envs, vectorization_mode=
@@ -13,8 +13,11 @@ batched prior); a list gives one seed per sub-env; None draws fresh entropy.
 
 Autoreset: ``AutoresetMode.NEXT_STEP`` (Gymnasium 1.x default): the step after a sub-env's
 episode ended resets it, returns its first observation with reward 0 and ignores its action.
-``AutoresetMode.SAME_STEP`` (used by :class:`SB3VecEnv`) resets in the ending step and puts
-the last observation in ``info["final_obs"]`` and the last info in ``info["final_info"]``.
+``AutoresetMode.SAME_STEP`` (used by stable-baselines3's adapter,
+:class:`egosim.agents.sb3_vec_env.SB3VecEnv`) resets in the ending step and puts the last
+observation in ``info["final_obs"]`` and the last info in ``info["final_info"]``.
+
+Never imports stable-baselines3 (that adapter lives with the agents).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from pydantic import BaseModel
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from egosim.envs.env_base import (
+    RENDER_FPS,
     RENDER_MODES,
     action_space,
     check_action,
@@ -40,7 +43,7 @@ from egosim.envs.env_base import (
     resolve_config,
 )
 
-__all__ = ["EgoVectorEnv", "SB3VecEnv", "make_locomotion_vector", "make_crowd_vector"]
+__all__ = ["EgoVectorEnv", "make_locomotion_vector", "make_crowd_vector"]
 
 
 class EgoVectorEnv(VectorEnv):
@@ -48,7 +51,7 @@ class EgoVectorEnv(VectorEnv):
 
     Args:
         num_envs: sub-envs (worlds).
-        config, overrides: as the single envs (shipped ``env_locomotion``/``env_crowd``).
+        config, overrides: as the single envs (None: the schema's defaults).
         crowd: worlds of ``crowd.num_humans`` humans (EgoCrowd) instead of one.
         render_mode: None or ``"rgb_array"`` (``render()``: one image per sub-env).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``SAME_STEP``.
@@ -70,8 +73,7 @@ class EgoVectorEnv(VectorEnv):
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None; got "
                              f"{render_mode!r}")
         schema = CrowdEnvConfig if crowd else LocomotionEnvConfig
-        cfg = resolve_config(config, overrides, schema, "env_crowd" if crowd else
-                             "env_locomotion")
+        cfg = resolve_config(config, overrides, schema)
         n = cfg.crowd.num_humans if crowd else 1
         sep = cfg.crowd.min_separation if crowd else 0.0
         self.cfg = cfg
@@ -80,7 +82,7 @@ class EgoVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.autoreset_mode = mode
         self.metadata = {"autoreset_mode": mode, "render_modes": RENDER_MODES,
-                         "render_fps": 40.0 / 18.0}
+                         "render_fps": RENDER_FPS}
         self.sim = Simulation(cfg, num_envs, n, sep)
         self.camera_uuids = [s.uuid for s in self.sim.camera_specs]
         self.single_observation_space = observation_space(n, cfg.sensing.num_rays,
@@ -191,71 +193,3 @@ def make_crowd_vector(num_envs: int = 1, **kwargs: Any) -> EgoVectorEnv:
     """``vector_entry_point`` of ``egosim/EgoCrowd-v0``."""
     return EgoVectorEnv(num_envs, crowd=True, **kwargs)
 
-
-class SB3VecEnv(VecEnv):
-    """stable-baselines3 ``VecEnv`` over an :class:`EgoVectorEnv` (same-step autoreset).
-
-    ``step_wait`` returns ``(obs, rewards, dones, infos)`` with SB3's conventions: a list of
-    per-env info dicts, ``infos[i]["terminal_observation"]`` and
-    ``infos[i]["TimeLimit.truncated"]`` when sub-env ``i`` ended (it is already reset in
-    ``obs``). ``seed(s)`` seeds the next ``reset`` (sub-env ``i`` gets ``s + i``).
-
-    Args:
-        venv: an :class:`EgoVectorEnv`, or the keyword arguments to build one.
-    """
-
-    def __init__(self, venv: EgoVectorEnv | None = None, **kwargs: Any) -> None:
-        if venv is None:
-            venv = EgoVectorEnv(autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
-        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
-            raise ValueError("SB3VecEnv needs an EgoVectorEnv built with autoreset_mode="
-                             "AutoresetMode.SAME_STEP")
-        self.venv = venv
-        super().__init__(venv.num_envs, venv.single_observation_space,
-                         venv.single_action_space)
-        self.render_mode = venv.render_mode
-        self._actions: np.ndarray | None = None
-
-    def reset(self) -> dict[str, np.ndarray]:
-        seeds = [s if s is None else int(s) for s in self._seeds]
-        seed = None if all(s is None for s in seeds) else seeds
-        obs, _ = self.venv.reset(seed=seed)
-        self._reset_seeds()
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, np.float32)
-
-    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
-        obs, rew, term, trunc, _ = self.venv.step(self._actions)
-        dones = term | trunc
-        infos = []
-        for e in range(self.num_envs):
-            info = dict(self.venv.last_infos[e])
-            if dones[e]:
-                info["terminal_observation"] = self.venv.last_final_obs[e]
-                info["TimeLimit.truncated"] = bool(trunc[e] and not term[e])
-            infos.append(info)
-        return obs, rew.astype(np.float32), dones, infos
-
-    def close(self) -> None:
-        self.venv.close()
-
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self.venv, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self.venv, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs
-                   ) -> list[Any]:
-        fn = getattr(self.venv, method_name)
-        return [fn(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-    def get_images(self) -> list[np.ndarray]:
-        out = self.venv.render()
-        return list(out) if out is not None else []

@@ -12,6 +12,7 @@ from egosim.sensors.camera import (
     unproject,
 )
 from egosim.sensors.gaze import EyeModel, GazeTrack, gaze_points_2d, simulate_gaze
+from egosim.sensors.head_recorder import HeadRecorder, HeadRecording
 from egosim.sensors.lighting import Lighting
 from egosim.sensors.raycast import RayCaster, RayHits
 from egosim.sensors.renderer import BACKENDS, Renderer
@@ -44,6 +45,8 @@ __all__ = [
     "DynamicMesh",
     "EyeModel",
     "GazeTrack",
+    "HeadRecorder",
+    "HeadRecording",
     "HeadRig",
     "IntrinsicsJitter",
     "Lighting",

@@ -1,7 +1,9 @@
 """Small triangle soups (boxes, capsules) and a minimal :class:`SceneLike` built from them.
 
-Used for gaze markers, stand-in bodies and test scenes. Triangles are wound
-counter-clockwise seen from outside, so geometric normals point outwards.
+Used for scene geometry (:mod:`egosim.envs.scenes` builds its rooms and furniture from
+:func:`box_triangles`), gaze markers, stand-in bodies and test scenes. Triangles are wound
+counter-clockwise seen from outside (``(v1 - v0) x (v2 - v0)`` points out of the solid), so
+geometric normals point outwards and each primitive is a closed surface.
 """
 
 from __future__ import annotations
@@ -9,29 +11,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["SimpleScene", "box_triangles", "capsule_triangles"]
 
+# Corner ``i`` takes the ``hi`` coordinate on axis ``k`` where bit ``k`` of ``i`` is set
+# (bit 0 -> x, bit 1 -> y, bit 2 -> z). Each quad is counter-clockwise seen from outside.
 _BOX_QUADS = np.array([
-    [0, 2, 3, 1], [4, 5, 7, 6],  # -x, +x
-    [0, 1, 5, 4], [2, 6, 7, 3],  # -y, +y
-    [0, 4, 6, 2], [1, 3, 7, 5],  # -z, +z
+    [0, 2, 3, 1],  # z min, normal -z
+    [4, 5, 7, 6],  # z max, normal +z
+    [0, 1, 5, 4],  # y min, normal -y
+    [2, 6, 7, 3],  # y max, normal +y
+    [0, 4, 6, 2],  # x min, normal -x
+    [1, 3, 7, 5],  # x max, normal +x
 ])
+_BOX_TRIS = np.stack([_BOX_QUADS[:, [0, 1, 2]], _BOX_QUADS[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
+_BOX_BITS = (np.arange(8)[:, None] >> np.arange(3)[None, :]) & 1
 
 
-def box_triangles(center, size) -> np.ndarray:
-    """An axis-aligned box: ``(12, 3, 3)`` float32 triangles.
+def box_triangles(lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+    """An axis-aligned closed box from corner ``lo`` to corner ``hi``.
 
     Args:
-        center: ``(3,)`` metres.
-        size: ``(3,)`` edge lengths in metres (or a scalar for a cube).
+        lo, hi: ``(3,)`` opposite corners in metres, ``lo < hi`` component-wise (a box of
+            centre ``c`` and edge lengths ``s`` is ``box_triangles(c - s / 2, c + s / 2)``).
+
+    Returns:
+        ``(12, 3, 3)`` float64 triangles with outward normals, two per side in the order
+        bottom (-z), top (+z), -y, +y, -x, +x (rows 2-3 are the top).
+
+    Raises:
+        ValueError: a corner is not ``(3,)``, or ``hi <= lo`` on some axis.
     """
-    c = np.asarray(center, np.float64)
-    half = np.broadcast_to(np.asarray(size, np.float64), (3,)) / 2.0
-    corners = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], np.float64)
-    v = c + (corners * 2.0 - 1.0) * half
-    tris = [[q[0], q[2], q[1]] for q in _BOX_QUADS] + [[q[0], q[3], q[2]] for q in _BOX_QUADS]
-    return v[np.array(tris)].astype(np.float32)
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    if lo.shape != (3,) or hi.shape != (3,) or np.any(hi <= lo):
+        raise ValueError(f"box corners must be (3,) with lo < hi, got lo={lo}, hi={hi}")
+    corners = np.where(_BOX_BITS == 1, hi, lo)
+    return corners[_BOX_TRIS]
 
 
 def capsule_triangles(base, height: float, radius: float, segments: int = 16,

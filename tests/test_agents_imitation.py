@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from agents_support import EASY_ENV, TINY_PPO, stages
+from agents_support import TINY_PPO, easy_env, small_run, stages
 from stable_baselines3 import PPO
 
-from egosim.agents.config import TrainAgentConfig, crowd_env_config
+from egosim.agents.config import TrainAgentConfig
 from egosim.agents.imitation import (
     DaggerData,
     _discounted,
@@ -19,10 +19,11 @@ from egosim.agents.imitation import (
     dagger,
     fit_student,
 )
+from egosim.agents.sb3_vec_env import SB3VecEnv
 from egosim.agents.scripted import SamplingController
 from egosim.agents.train import build_model, latest_checkpoint, make_train_env, run_train
 from egosim.config import ConfigError, load_config
-from egosim.envs.vector import SB3VecEnv
+from egosim.envs.config import CrowdEnvConfig
 
 
 def test_discounted_returns_cut_at_episode_ends():
@@ -35,8 +36,8 @@ def test_discounted_returns_cut_at_episode_ends():
 
 def _cfg(tmp_path, **kw) -> TrainAgentConfig:
     return TrainAgentConfig(output_dir=str(tmp_path / "run"), num_envs=4, progress=False,
-                            tensorboard=False, checkpoint_every=32, env=EASY_ENV, ppo=TINY_PPO,
-                            stages=stages(32, 32), **kw)
+                            tensorboard=False, checkpoint_every=32, env=easy_env(), ppo=TINY_PPO,
+                            stages=stages(32, 32), **small_run(**kw))
 
 
 @pytest.mark.slow
@@ -118,7 +119,8 @@ def test_train_agent_imitates_once_then_resumes(tmp_path):
 
 
 def _crowd_env(n: int = 2, worlds: int = 2) -> SB3VecEnv:
-    cfg = crowd_env_config(EASY_ENV, {"crowd.num_humans": n, "crowd.min_separation": 1.0})
+    cfg = CrowdEnvConfig.model_validate(easy_env({"crowd.num_humans": n,
+                                                  "crowd.min_separation": 1.0}))
     venv = SB3VecEnv(num_envs=worlds, config=cfg, crowd=True)
     venv.seed(0)
     return venv
@@ -184,8 +186,8 @@ def test_crowd_samples_are_per_human_and_train_the_actor_only(tmp_path):
 
 def test_imitation_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="imitation.iterations"):
-        load_config("train_agent", {"imitation.iterations": 0})
+        load_config("train_agent", {"imitation.iterations": 0}, schema=TrainAgentConfig)
     with pytest.raises(ConfigError, match="imitation.bogus"):
-        load_config("train_agent", {"imitation.bogus": 1})
+        load_config("train_agent", {"imitation.bogus": 1}, schema=TrainAgentConfig)
     with pytest.raises(ConfigError, match="imitation.crowd_humans"):
-        load_config("train_agent", {"imitation.crowd_humans": 1})
+        load_config("train_agent", {"imitation.crowd_humans": 1}, schema=TrainAgentConfig)

@@ -8,20 +8,21 @@ from __future__ import annotations
 import time
 
 import pytest
-from agents_support import EASY_ENV, stages
+from agents_support import easy_env, small_run, stages
 from stable_baselines3 import PPO
 
-from egosim.agents.config import TrainAgentConfig, env_config
+from egosim.agents.config import TrainAgentConfig
 from egosim.agents.evaluate import policy_controller, run_episodes
+from egosim.agents.sb3_vec_env import SB3VecEnv
 from egosim.agents.train import build_model, make_train_env, run_train
-from egosim.envs.vector import SB3VecEnv
+from egosim.envs.config import LocomotionEnvConfig
 
 EPISODES = 16
 MARGIN = 1.0  # return units (progress is 1 per metre of route covered)
 
 
 def _score(model) -> dict:
-    cfg = env_config(EASY_ENV)
+    cfg = LocomotionEnvConfig.model_validate(easy_env())
     venv = SB3VecEnv(num_envs=EPISODES, config=cfg)
     venv.seed(4242)  # fixed starts and goals, never used in training (seed 0 + i)
     return run_episodes(venv, policy_controller(model, 1, deterministic=True), EPISODES,
@@ -33,9 +34,9 @@ def test_short_ppo_run_improves_return(tmp_path):
     t0 = time.perf_counter()
     cfg = TrainAgentConfig(output_dir=str(tmp_path), num_envs=16, progress=False,
                            tensorboard=False, resume=False, checkpoint_every=10**6,
-                           env=EASY_ENV, stages=stages(2048, 1)[:1],
+                           env=easy_env(), stages=stages(2048, 1)[:1],
                            ppo={"n_steps": 16, "batch_size": 64, "n_epochs": 10,
-                                "learning_rate": 1e-3})
+                                "learning_rate": 1e-3}, **small_run())
     before = _score(build_model(cfg, make_train_env(cfg, cfg.stages[0], 0), None))
     run_train(cfg)
     after = _score(PPO.load(tmp_path / "final.zip", device="cpu"))

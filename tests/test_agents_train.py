@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agents_support import EASY_ENV, TINY_PPO, stages
+from agents_support import TINY_PPO, easy_env, small_run, stages
 from stable_baselines3 import PPO
 
 from egosim.agents.config import TrainAgentConfig
@@ -15,7 +15,7 @@ from egosim.agents.train import latest_checkpoint, run_train
 def _cfg(tmp_path, a: int, b: int, **kw) -> TrainAgentConfig:
     return TrainAgentConfig(output_dir=str(tmp_path / "run"), num_envs=4, progress=False,
                             tensorboard=kw.pop("tensorboard", False), checkpoint_every=32,
-                            env=EASY_ENV, ppo=TINY_PPO, stages=stages(a, b), **kw)
+                            env=easy_env(), ppo=TINY_PPO, stages=stages(a, b), **small_run(**kw))
 
 
 def test_latest_checkpoint_picks_most_steps(tmp_path):

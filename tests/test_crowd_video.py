@@ -18,6 +18,7 @@ SECONDS = 2.5
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One short `egosim demo` run with the crowd video (small views, 2.5 s)."""
+    from egosim.apps.config import DemoConfig
     from egosim.apps.demo import run_demo
     from egosim.config import load_config
 
@@ -28,7 +29,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         cfg = load_config("demo", [f"output_dir={root / 'demo'}", "turntable_views=1",
                                    "turntable_size=32", "num_bodies=2", "video_size=32",
                                    "video_max_seconds=0.5", f"crowd_size={SIZE}",
-                                   f"crowd_fps={FPS}", f"crowd_max_seconds={SECONDS}"])
+                                   f"crowd_fps={FPS}", f"crowd_max_seconds={SECONDS}"],
+                          schema=DemoConfig)
         summary = run_demo(cfg)
         yield {"cfg": cfg, "summary": summary, "root": root}
 
@@ -42,6 +44,9 @@ def test_demo_writes_crowd_video_of_humans_walking(demo_run: dict[str, Any]) -> 
     crowd = summary["crowd_video"]
     path = summary["written"]["crowd_video"]
     assert path == demo_run["root"] / "demo" / "crowd.mp4" and path.is_file()
+    assert sorted(summary["written"]) == ["crowd_video", "topdown", "turntable", "video"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "crowd.mp4", "topdown.png", "turntable.png", "walk.mp4"]
     frames = _read(path)
     n_max = int(round(SECONDS * FPS))
     assert frames.shape[0] == crowd["frames"] and 10 <= crowd["frames"] <= n_max
@@ -90,35 +95,15 @@ def test_crowd_video_is_deterministic(demo_run: dict[str, Any], tmp_path: Path) 
     assert a[0].tobytes() == b[0].tobytes() and a[-1].tobytes() == b[-1].tobytes()
 
 
-def test_body_proxy_follows_the_full_mesh() -> None:
-    from egosim.apps.crowd_video import BodyProxy
-    from egosim.envs import resources
-
-    prior = resources.get_prior(None)
-    proxy = BodyProxy(prior.body.faces)
-    full_faces = prior.body.faces
-    assert len(proxy.faces) < len(full_faces) // 4
-    _, out = prior.reset(2, seed=1)
-    verts = prior.vertices(out).numpy()  # (2, 2, V, 3)
-    small = proxy.vertices(verts)
-    assert small.shape[:2] == (2, 2) and small.shape[3] == 3
-    assert small.shape[2] == proxy.faces.max() + 1
-    lo, hi = verts.min(axis=2, keepdims=True), verts.max(axis=2, keepdims=True)
-    assert ((small >= lo - 1e-6) & (small <= hi + 1e-6)).all()  # means of body vertices
-    # Hands and feet only are visible to their wearer: a small, non-empty part.
-    assert 0 < proxy.self_visible.sum() < 0.3 * len(proxy.faces)
-    colours = proxy.face_colors(np.full((verts.shape[2], 3), 0.5))
-    assert colours.shape == (len(proxy.faces), 3) and np.allclose(colours, 0.5)
-
-
 def test_bad_arguments_name_the_config_key(tmp_path: Path) -> None:
+    from egosim.apps.config import DemoConfig
     from egosim.apps.crowd_video import render_crowd_video
     from egosim.config import ConfigError, load_config
 
     for override, key in (("crowd_humans=1", "crowd_humans"), ("crowd_fps=60", "crowd_fps"),
                           ("crowd_max_seconds=0", "crowd_max_seconds")):
         with pytest.raises(ConfigError, match=key):
-            load_config("demo", [override])
+            load_config("demo", [override], schema=DemoConfig)
     with pytest.raises(ValueError, match="crowd_humans"):
         render_crowd_video(tmp_path / "x.mp4", num_humans=1)
     with pytest.raises(FileNotFoundError, match="missing.zip"):

@@ -22,13 +22,15 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from egosim.apps.config import DemoConfig
     from egosim.apps.demo import run_demo
     from egosim.config import load_config
 
     out_dir = cache / "demo"
     cfg = load_config("demo", [f"output_dir={out_dir}", "turntable_views=4",
                                "turntable_size=96", "num_bodies=3", "video_size=48",
-                               "video_max_seconds=1.5", "video_fps=20", "crowd_video=false"])
+                               "video_max_seconds=1.5", "video_fps=20", "crowd_video=false"],
+                      schema=DemoConfig)
     summary = run_demo(cfg)
     scene = summary["scene"]
     top = iio.imread(out_dir / "topdown.png")
@@ -49,6 +51,13 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     assert scene.is_walkable(summary["path"]).all()
     printed = capsys.readouterr().out
     assert "wrote topdown" in printed and "body 2" in printed
+    assert sorted(p.name for p in out_dir.iterdir()) == ["topdown.png", "turntable.png",
+                                                         "walk.mp4"]
+    # The map draws each body's footprint in its human's colour (one palette).
+    from egosim.envs.topdown import HUMAN_COLORS
+
+    for colour in HUMAN_COLORS[:3]:
+        assert (top == colour).all(-1).sum() > 20
     # The MP4: 1.5 s at 20 fps of ego RGB | depth | semantic | map, the walker moving.
     video = summary["video"]
     frames = np.stack([f for f in imageio.get_reader(str(out_dir / "walk.mp4"))])
@@ -63,13 +72,15 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
 
 
 def test_demo_is_deterministic(cache: Path) -> None:
+    from egosim.apps.config import DemoConfig
     from egosim.apps.demo import run_demo
     from egosim.config import load_config
 
     runs = []
     for name in ("a", "b"):
         cfg = load_config("demo", [f"output_dir={cache / name}", "turntable_views=1",
-                                   "turntable_size=32", "num_bodies=2", "video=false"])
+                                   "turntable_size=32", "num_bodies=2", "video=false"],
+                          schema=DemoConfig)
         runs.append(run_demo(cfg))
     assert (cache / "a" / "topdown.png").read_bytes() == (cache / "b" / "topdown.png").read_bytes()
     np.testing.assert_array_equal(runs[0]["path"], runs[1]["path"])

@@ -10,8 +10,9 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 
 import egosim  # noqa: F401  (registers the ids)
+from egosim.agents.sb3_vec_env import SB3VecEnv
 from egosim.envs.locomotion import EgoLocomotionEnv
-from egosim.envs.vector import EgoVectorEnv, SB3VecEnv
+from egosim.envs.vector import EgoVectorEnv
 
 ID = "egosim/EgoLocomotion-v0"
 

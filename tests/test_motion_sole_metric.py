@@ -163,13 +163,14 @@ def test_rollout_sole_stats_use_the_regressed_bodies():
 
 def test_model_card_rows(tmp_path):
     from egosim.config import load_config
+    from egosim.envs.motion.config import TrainPriorConfig
     from egosim.envs.motion.model_card import write_model_cards
     from egosim.envs.motion.prior import checkpoint_dir
 
     metrics = json.loads((checkpoint_dir() / "metrics.json").read_text())
     metrics.update({"rollout_sole_height_contact": 0.0012, "heldout_sole_height_contact": 0.0034,
                     "rollout_sole_skating": 0.25, "heldout_sole_skating": 0.5})
-    write_model_cards(tmp_path, load_config("train_prior"), metrics,
+    write_model_cards(tmp_path, load_config("train_prior", schema=TrainPriorConfig), metrics,
                       {"train_primitives": 1, "held_out_primitives": 1}, "test data")
     card = (tmp_path / "cvae.md").read_text()
     assert ("| foot sole height at contact (lowest foot vertex), rollout / held-out data (m) "

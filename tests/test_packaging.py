@@ -19,9 +19,10 @@ mods = ["egosim.envs", "egosim.envs.scenes", "egosim.envs.humans", "egosim.senso
 for m in mods:
     mod = importlib.import_module(m)
     assert "site-packages" in mod.__file__, (m, mod.__file__)
+from egosim.apps.config import DemoConfig
 from egosim.config import load_config
 from egosim.paths import configs_dir
-assert load_config("demo").num_bodies >= 1
+assert load_config("demo", schema=DemoConfig).num_bodies >= 1
 assert (configs_dir() / "demo.yaml").exists()
 import egosim.envs.humans as h
 data = pathlib.Path(h.__file__).parent / "data" / "ssm2_67_markers.json"

@@ -7,6 +7,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from egosim.apps.config import PriorVideoConfig
 from egosim.apps.prior_video import floor_grid, render_prior_video
 from egosim.cli import main
 from egosim.config import load_config
@@ -22,7 +23,8 @@ def test_floor_grid_is_a_checkerboard() -> None:
 def test_prior_video_writes_moving_humans(tmp_path: Path) -> None:
     out = tmp_path / "prior.mp4"
     cfg = load_config("prior_video", [f"output={out}", "num_primitives=2", "num_bodies=2",
-                                      "width=96", "height=64", "progress=false"])
+                                      "width=96", "height=64", "progress=false"],
+                      schema=PriorVideoConfig)
     summary = render_prior_video(cfg)
     frames = np.stack([f for f in imageio.get_reader(str(out))])
     # 2 history frames + 2 x 18 new frames at 40 fps, sampled at 20 fps.

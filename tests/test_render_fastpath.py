@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sensors_support import room_with_boxes
+from sensors_support import centered_box, room_with_boxes
 
 from egosim.sensors import (
     CameraSpec,
@@ -21,7 +21,6 @@ from egosim.sensors import (
     RayCaster,
     Renderer,
     SimpleScene,
-    box_triangles,
     capsule_triangles,
     head_frame,
     pixel_rays,
@@ -36,7 +35,7 @@ def textured_scene(seed: int = 0) -> SimpleScene:
     """Floor, walls, boxes; two textures (non-power-of-two and power-of-two) on some faces,
     and a thin panel 0.2 m in front of the first camera (clipped by its near plane)."""
     sc = room_with_boxes()
-    sc.add(box_triangles([0.0, 0.2, 1.5], [0.3, 0.02, 0.3]), 8, 6, (0.9, 0.1, 0.1))
+    sc.add(centered_box([0.0, 0.2, 1.5], [0.3, 0.02, 0.3]), 8, 6, (0.9, 0.1, 0.1))
     rng = np.random.default_rng(seed)
     n = len(sc.triangles)
     sc.textures = [rng.integers(0, 256, (24, 40, 3)).astype(np.uint8),
@@ -178,7 +177,7 @@ def test_near_plane_hits_are_recast():
     """A panel straddling the near plane: the part in front of it is clipped like OpenGL's,
     the part behind it is seen, at its own depth."""
     sc = SimpleScene()
-    sc.add(box_triangles([0, 3.0, 0], [4, 0.02, 4]), 2, 1)  # far wall
+    sc.add(centered_box([0, 3.0, 0], [4, 0.02, 4]), 2, 1)  # far wall
     tilt = np.array([[[-0.3, 0.05, -0.3], [0.3, 0.05, -0.3], [0.3, 0.65, 0.3]],
                      [[-0.3, 0.05, -0.3], [0.3, 0.65, 0.3], [-0.3, 0.65, 0.3]]], np.float32)
     sc.add(tilt, 3, 2)  # from y = 0.05 (below) to y = 0.65 (above), in front of the camera

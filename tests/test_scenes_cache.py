@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import trimesh
 
+import egosim.envs.scenes.cache as cache
 import egosim.envs.scenes.scene as scene_module
+from egosim.cache_entry import CorruptCacheWarning
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.mesh_builder import box_triangles
+from egosim.sensors.shapes import box_triangles
 
 
 @pytest.fixture(autouse=True)
@@ -82,4 +84,22 @@ def test_corrupt_cache_file_is_recomputed(tmp_path):
     (f,) = (tmp_path / "cache" / "scenes").glob("sdf-*.npz")
     f.write_bytes(b"not a zip")
     again = load("procedural:room", seed=1)
-    assert np.array_equal(again.sdf_grid.values, s.sdf_grid.values)
+    with pytest.warns(CorruptCacheWarning, match=f"{f.name} is bad: unreadable"):
+        assert np.array_equal(again.sdf_grid.values, s.sdf_grid.values)
+    assert cache.load_arrays(f.stem) is not None  # rewritten as a good entry
+
+
+def test_cache_entries_carry_key_and_checksum(tmp_path):
+    key = cache.cache_key("sdf", "abc", res=0.1)
+    arrays = {"values": np.zeros((2, 2, 2), np.float32), "origin": np.zeros(3),
+              "resolution": np.float64(0.1)}
+    path = cache.save_arrays(key, arrays)
+    with np.load(path) as d:
+        assert str(d["cache_key"]) == key and "checksum" in d.files
+    back = cache.load_arrays(key)
+    assert set(back) == set(arrays)
+    other = cache.cache_key("sdf", "abd", res=0.1)
+    cache.cache_path(other).write_bytes(path.read_bytes())  # an entry under a wrong name
+    with pytest.warns(CorruptCacheWarning, match="holds the entry"):
+        assert cache.load_arrays(other) is None
+    assert not cache.cache_path(other).exists()

@@ -8,7 +8,8 @@ import pytest
 from egosim.envs.scenes import CLASS_NAMES, class_id
 from egosim.envs.scenes.classes import class_from_name
 from egosim.envs.scenes.geometry import face_normals, is_closed, weld
-from egosim.envs.scenes.mesh_builder import box_triangles, cylinder_triangles
+from egosim.envs.scenes.mesh_builder import cylinder_triangles
+from egosim.sensors.shapes import box_triangles
 
 
 def test_class_table_has_required_classes():

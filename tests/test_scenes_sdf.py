@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.mesh_builder import box_triangles
 from egosim.envs.scenes.sdf import choose_resolution
+from egosim.sensors.shapes import box_triangles
 
 LO = np.array([-1.0, -0.5, 0.0])
 HI = np.array([1.0, 0.5, 1.0])

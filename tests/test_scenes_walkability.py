@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from egosim.envs.scenes import Scene, load
-from egosim.envs.scenes.mesh_builder import box_triangles
 from egosim.envs.scenes.procedural import WALL_THICKNESS
+from egosim.sensors.shapes import box_triangles
 
 
 @pytest.fixture(autouse=True)

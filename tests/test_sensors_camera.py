@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pydantic
 import pytest
+from sensors_support import centered_box
 
 from egosim.sensors import (
     CameraSpec,
@@ -14,7 +15,6 @@ from egosim.sensors import (
     Renderer,
     SimpleScene,
     aria_fisheye_spec,
-    box_triangles,
     check_poses,
     default_rgbd_specs,
     egogen_depth_spec,
@@ -32,8 +32,8 @@ LOOK_Y = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
 def wall_scene(box_x: float = 0.4, box_z: float = -0.2) -> SimpleScene:
     """A wall facing the camera at y = 3, and a 0.5 m box centred at (box_x, 2, box_z)."""
     sc = SimpleScene()
-    sc.add(box_triangles([0, 3.05, 0], [20, 0.1, 20]), 2, 1, (0.8, 0.8, 0.8))
-    sc.add(box_triangles([box_x, 2.0, box_z], [0.5, 0.5, 0.5]), 6, 2, (0.9, 0.1, 0.1))
+    sc.add(centered_box([0, 3.05, 0], [20, 0.1, 20]), 2, 1, (0.8, 0.8, 0.8))
+    sc.add(centered_box([box_x, 2.0, box_z], [0.5, 0.5, 0.5]), 6, 2, (0.9, 0.1, 0.1))
     return sc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from sensors_support import centered_box
 
 from egosim.sensors import (
     CameraSpec,
@@ -12,7 +13,6 @@ from egosim.sensors import (
     HeadRig,
     Renderer,
     SimpleScene,
-    box_triangles,
     canonicalize,
     gaze_points_2d,
     pose_velocity,
@@ -27,9 +27,9 @@ MARKER = 999
 
 def room_with_marker(target: np.ndarray) -> SimpleScene:
     sc = SimpleScene()
-    sc.add(box_triangles([0, 0, -0.05], [20, 20, 0.1]), 1, 1)
-    sc.add(box_triangles([0, 8, 1.5], [20, 0.2, 3]), 2, 2)
-    sc.add(box_triangles(target, 0.12), 17, MARKER, (1.0, 0.0, 0.0))
+    sc.add(centered_box([0, 0, -0.05], [20, 20, 0.1]), 1, 1)
+    sc.add(centered_box([0, 8, 1.5], [20, 0.2, 3]), 2, 2)
+    sc.add(centered_box(target, 0.12), 17, MARKER, (1.0, 0.0, 0.0))
     return sc
 
 

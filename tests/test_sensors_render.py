@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from sensors_support import room_with_boxes
+from sensors_support import centered_box, room_with_boxes
 
 from egosim.envs import scenes
 from egosim.envs.scenes import class_id
@@ -17,7 +17,6 @@ from egosim.sensors import (
     MotionBlur,
     Renderer,
     SimpleScene,
-    box_triangles,
     capsule_triangles,
     head_frame,
     pixel_rays,
@@ -29,7 +28,7 @@ PERSON = class_id("person")
 def boxes_scene() -> SimpleScene:
     """A floor, walls and a few boxes (classes: floor 1, wall 2, table 6, chair 7)."""
     sc = room_with_boxes()
-    sc.add(box_triangles([2.0, 4.5, 1.0], [0.6, 0.6, 2.0]), 7, 6, (0.2, 0.7, 0.2))
+    sc.add(centered_box([2.0, 4.5, 1.0], [0.6, 0.6, 2.0]), 7, 6, (0.2, 0.7, 0.2))
     return sc
 
 
@@ -124,7 +123,7 @@ def test_outputs_dtypes_shapes_and_single_pose():
 
 
 def test_near_far_clip_like_gl_planes():
-    sc = SimpleScene().add(box_triangles([0, 2.0, 0], [4, 0.02, 4]), 2, 1)
+    sc = SimpleScene().add(centered_box([0, 2.0, 0], [4, 0.02, 4]), 2, 1)
     pose = head_frame(np.array([[-0.03, 0, 0], [0.03, 0, 0]]), gaze=[0, 1.0, 0])
     spec = CameraSpec(uuid="d", modality="depth", resolution=(8, 8), near=0.1, far=1.9)
     assert not Renderer(sc).render(spec, pose)["d_valid"].any()
@@ -237,7 +236,7 @@ def test_same_seed_same_bytes_for_noise_lighting_and_jitter():
 
 
 def test_depth_noise_model():
-    scene = SimpleScene().add(box_triangles([0, 3.0, 0], [30, 0.02, 30]), 2, 1)
+    scene = SimpleScene().add(centered_box([0, 3.0, 0], [30, 0.02, 30]), 2, 1)
     pose = head_frame(np.array([[-0.03, 0, 0], [0.03, 0, 0]]), gaze=[0, 1.0, 0])
     spec = CameraSpec(uuid="d", modality="depth", resolution=(64, 64), hfov_deg=40.0)
     clean = Renderer(scene).render(spec, pose)["d"]
@@ -251,8 +250,8 @@ def test_depth_noise_model():
     disp = 580.0 * 0.075 / z[z > 0]
     np.testing.assert_allclose(disp * 8, np.round(disp * 8), atol=1e-3)  # 1/8 px steps
     # Dropouts concentrate at depth edges (the wall's silhouette against a near box).
-    edge_scene = SimpleScene().add(box_triangles([0, 3.0, 0], [30, 0.02, 30]), 2, 1)
-    edge_scene.add(box_triangles([0, 1.5, 0], [0.3, 0.3, 0.3]), 6, 2)
+    edge_scene = SimpleScene().add(centered_box([0, 3.0, 0], [30, 0.02, 30]), 2, 1)
+    edge_scene.add(centered_box([0, 1.5, 0], [0.3, 0.3, 0.3]), 6, 2)
     drop = spec.model_copy(update={"depth_noise": DepthNoise(edge_dropout=1.0)})
     c2 = Renderer(edge_scene).render(spec, pose)
     d2 = Renderer(edge_scene, seed=1).render(drop, pose)
@@ -301,7 +300,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="projection 'pinhole' only"):
         pb.render(CameraSpec(uuid="f", modality="depth", projection="fisheye"), np.eye(4))
     pb.close()
-    bad = SimpleScene().add(box_triangles([0, 0, 0], 1), 1, 1)
+    bad = SimpleScene().add(centered_box([0, 0, 0], 1), 1, 1)
     bad.face_albedo = bad.face_albedo[:3]
     with pytest.raises(ValueError, match=r"face_albedo must have shape"):
         Renderer(bad)
@@ -316,7 +315,7 @@ def test_textured_lighting_matches_flat_colour(texture_size):
     """Pre-lit texels (small atlas) and per-pixel lighting (large atlas) both equal the
     albedo shading of an untextured box of the texture's uniform colour."""
     colour = np.array([200, 120, 40], np.uint8)
-    box = box_triangles([0.0, 2.0, 0.0], 0.8)
+    box = centered_box([0.0, 2.0, 0.0], 0.8)
     flat = SimpleScene().add(box, 6, 1, colour / 255.0)
     tex = SimpleScene().add(box, 6, 1, (0.5, 0.5, 0.5))
     tex.textures = [np.broadcast_to(colour, (texture_size, texture_size, 3)).copy()]

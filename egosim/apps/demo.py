@@ -18,12 +18,13 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm import tqdm
 
-from egosim.apps.visualize import topdown_map, turntable
-from egosim.config import DemoConfig, SceneConfig, SceneJobConfig
+from egosim.apps.config import DemoConfig, SceneConfig, SceneJobConfig
+from egosim.apps.visualize import turntable
+from egosim.envs.humans.model_files import GENDERS
+from egosim.envs.topdown import topdown_map
 
 __all__ = ["run_demo", "describe_scene", "load_scene", "standing_pose"]
 
-_GENDERS = ("neutral", "male", "female")
 _L_SHOULDER, _R_SHOULDER, _L_ELBOW, _R_ELBOW, _L_HIP, _R_HIP = 16, 17, 18, 19, 1, 2
 
 
@@ -103,7 +104,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     bodies: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
     for i, spot in enumerate(spots):
-        gender = _GENDERS[i % len(_GENDERS)]
+        gender = GENDERS[i % len(GENDERS)]
         model = models.get(gender) or models.setdefault(gender, BodyModel(gender=gender))
         betas = np.clip(rng.normal(0.0, 1.0, model.num_betas), -2.0, 2.0)
         pose = standing_pose(rng)

@@ -15,7 +15,7 @@ import imageio.v2 as imageio
 import numpy as np
 from tqdm import tqdm
 
-from egosim.envs.motion.config import PriorVideoConfig
+from egosim.apps.config import PriorVideoConfig
 
 __all__ = ["floor_grid", "render_prior_video"]
 

@@ -3,7 +3,10 @@
 The gait is scripted: the retargeted DeepMimic walk cycle (``egosim.envs.motion``) is
 looped and laid along the path at the clip's own speed, turning with the path's heading.
 Each output frame shows, side by side: the ego RGB view with the gaze point, ego depth,
-ego semantics, and a top-down map with the body, the path and the gaze ray.
+ego semantics, and a top-down map (:class:`egosim.envs.topdown.TopdownMap`) with the body,
+the path and the gaze ray. The head camera, its views and the gaze come from
+:class:`egosim.sensors.HeadRecorder`: camera at the eye midpoint aimed at a point on the path
+about 2.5 m ahead, the eyes looking there through :class:`egosim.sensors.EyeModel`.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from typing import Any
 import imageio.v2 as imageio
 import numpy as np
 from scipy.spatial.transform import Rotation
-from skimage.draw import disk, line
+from skimage.draw import disk
 from tqdm import tqdm
 
-from egosim.apps.visualize import topdown_map
+from egosim.envs.motion.primitive_windows import MOTION_FPS
 
 __all__ = ["scripted_walk", "render_walk_video", "colorize_depth", "colorize_labels"]
 
-_MOTION_FPS = 40.0
+_GAZE_POINT = (255, 40, 40)
+_GAZE_RAY_M = 2.0
 
 
 def _path_arclength(path: np.ndarray) -> np.ndarray:
@@ -67,7 +71,7 @@ def scripted_walk(path: np.ndarray, clip: Any, pelvis_rest: np.ndarray,
     duration = s[-1] / speed
     times = np.arange(0.0, duration, 1.0 / fps)
     walked = np.minimum(times * speed, s[-1])
-    k = np.round(times * _MOTION_FPS).astype(int) % period
+    k = np.round(times * MOTION_FPS).astype(int) % period
     yaw = _smooth_heading(path, s, walked)
     rz = Rotation.from_euler("z", yaw[:, None])
     xy = np.column_stack([np.interp(walked, s, path[:, i]) for i in range(2)])
@@ -98,14 +102,6 @@ def colorize_labels(labels: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
-def _resize_nearest(img: np.ndarray, height: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    width = max(2, int(round(w * height / h)) // 2 * 2)
-    rows = (np.arange(height) * h / height).astype(int)
-    cols = (np.arange(width) * w / width).astype(int)
-    return img[rows][:, cols]
-
-
 def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
                       size: int = 192, fps: float = 20.0, seed: int = 0,
                       max_seconds: float = 30.0, pixels_per_m: int = 40) -> dict[str, Any]:
@@ -120,27 +116,25 @@ def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
         seed: seeds appearance, gaze and lighting.
         max_seconds: the walk is cut after this long.
         pixels_per_m: scale of the top-down map.
+
+    Returns:
+        ``video`` (path), ``frames`` ``T``, ``seconds``, ``walked_m`` (arc length, m),
+        ``eyes (T, 2, 3)`` left and right eye (m, world), ``head (T, 4, 4)`` head camera
+        camera-to-world (OpenCV axes), ``gaze_valid (T,)`` the gaze point is in the RGB view.
     """
     import torch
 
     from egosim.envs.humans import (
         BODY_PART_NAMES,
+        EYE_JOINTS,
         BodyModel,
         body_part_labels,
         sample_appearance,
     )
     from egosim.envs.motion import retarget_named
     from egosim.envs.scenes import class_id
-    from egosim.sensors import (
-        CameraSpec,
-        DynamicMesh,
-        EyeModel,
-        Lighting,
-        Renderer,
-        gaze_points_2d,
-        head_frame,
-        simulate_gaze,
-    )
+    from egosim.envs.topdown import TopdownMap
+    from egosim.sensors import CameraSpec, DynamicMesh, EyeModel, HeadRecorder, Lighting, Renderer
 
     rng = np.random.default_rng(seed)
     clip, _report = retarget_named("walk")
@@ -156,7 +150,7 @@ def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
                     body_pose=motion["body_pose"][:n].astype(np.float32),
                     transl=motion["transl"][:n].astype(np.float32))
     verts = out.vertices.numpy()
-    eyes = out.joints[:, 23:25].numpy().astype(np.float64)
+    eyes = out.joints[:, list(EYE_JOINTS)].numpy().astype(np.float64)
     faces = model.faces
     labels = body_part_labels()
     hands_feet = [i for i, p in enumerate(BODY_PART_NAMES) if p.endswith(("hand", "foot"))]
@@ -167,38 +161,30 @@ def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
     specs = [CameraSpec(uuid=m, modality=m, resolution=(size, size), hfov_deg=90.0,
                         near=0.05, far=20.0) for m in ("rgb", "depth", "semantic")]
     renderer = Renderer(scene, lighting=Lighting(), seed=seed)  # the default, well-lit
-    mid = eyes.mean(axis=1)
-    gaze = simulate_gaze(mid, motion["look_at"][:n], fps, rng, EyeModel())
-    head = head_frame(eyes, look_at=motion["look_at"][:n])
-    gaze_xy, gaze_ok = gaze_points_2d(gaze.points_3d(), head, specs[0])
-    base = topdown_map(scene, pixels_per_m, paths=[path], markers=[path[0], path[-1]])
-    lo, hi = np.asarray(scene.bounds, dtype=np.float64)
-
-    def map_px(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = np.clip(((hi[1] - p[..., 1]) * pixels_per_m).astype(int), 0, base.shape[0] - 1)
-        c = np.clip(((p[..., 0] - lo[0]) * pixels_per_m).astype(int), 0, base.shape[1] - 1)
-        return r, c
+    recorder = HeadRecorder(renderer, specs, fps=fps, eye_model=EyeModel())
+    track = recorder.track(eyes, look_at=motion["look_at"][:n], rng=rng)
+    head, gaze = track.poses, track.gaze_tracks[0]
+    gaze_xy, gaze_ok = track.gaze_xy["rgb"], track.gaze_valid["rgb"]
+    tmap = TopdownMap(scene, pixels_per_m)
+    tmap.path(path)
+    tmap.marker(path[0])
+    tmap.marker(path[-1])
 
     person = class_id("person")
     frames = []
     for i in tqdm(range(n), desc="walk video", unit="frame"):
-        renderer.set_dynamic_meshes([DynamicMesh(verts[i][faces], person, 1000,
-                                                 face_colors, self_visible)])
-        views = renderer.render(specs, head[i], wearer=0)
+        body = DynamicMesh(verts[i][faces], person, 1000, face_colors, self_visible)
+        views = recorder.render(head[i], meshes=[body], wearer=0)
         rgb = views["rgb"].copy()
         if gaze_ok[i]:
             u = (gaze_xy[i] + 1.0) * 0.5 * size
             rr, cc = disk((u[1], u[0]), max(3, size // 40), shape=rgb.shape[:2])
-            rgb[rr, cc] = (255, 40, 40)
-        top = base.copy()
-        r, c = map_px(verts[i][::7])
-        top[r, c] = (230, 60, 50)
-        tip = gaze.origin[i] + 2.0 * gaze.direction[i]
-        (r0, c0), (r1, c1) = map_px(gaze.origin[i]), map_px(tip)
-        rr, cc = line(int(r0), int(c0), int(r1), int(c1))
-        top[rr, cc] = (255, 230, 0)
+            rgb[rr, cc] = _GAZE_POINT
+        top = tmap.frame()
+        tmap.footprint(verts[i], 0, top, stride=7)
+        tmap.gaze(gaze.origin[i], gaze.direction[i], _GAZE_RAY_M, top)
         panel = [rgb, colorize_depth(views["depth"]), colorize_labels(views["semantic"]),
-                 _resize_nearest(top, size)]
+                 TopdownMap.resized(top, size)]
         frames.append(np.concatenate(panel, axis=1))
     renderer.close()
     out_path = Path(out_path)

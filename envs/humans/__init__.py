@@ -56,6 +56,7 @@ _EXPORTS = {
     "FOOT_MARKER_NAMES": "marker_set",
     "FOOT_MARKER_INDICES": "marker_set",
     "EYE_JOINTS": "marker_set",
+    "BodyProxy": "body_proxy",
     "body_part_labels": "body_parts",
     "BODY_PART_NAMES": "body_parts",
     "sample_appearance": "appearance",

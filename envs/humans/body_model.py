@@ -7,8 +7,13 @@ Which files are used, in order:
 3. otherwise the procedural body (:mod:`.procedural`), generated once and cached.
 
 A configured folder without the file is an error that names the folder and the expected file
-names; files are used as they are. All outputs are in the canonical SMPL-X body frame
-(metres, ``+x`` left, ``+y`` up, ``+z`` forward); see :mod:`.world_frame` for the z-up world.
+names. A configured file is checked before use (:func:`check_model_file`: readable, the
+arrays smplx reads present, SMPL-X's sizes, finite numbers, face and landmark indices in
+range); a bad one is a :class:`ModelFileError` naming the file and what is wrong. A user's
+files are never changed or deleted. The procedural files are checked (and regenerated when
+bad) by :func:`~.procedural.generator.procedural_model_path`. All outputs are in the
+canonical SMPL-X body frame (metres, ``+x`` left, ``+y`` up, ``+z`` forward); see
+:mod:`.world_frame` for the z-up world.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +35,157 @@ from egosim.envs.humans.subset_skinning import SparseLBS, SparseOutput
 
 from .marker_set import MARKER_VERTEX_IDS
 
-__all__ = ["BodyModel", "MarkerOutput", "resolve_model_file", "SMPLX_DIR_ENV"]
+__all__ = ["BodyModel", "MarkerOutput", "ModelFileError", "check_model_file",
+           "resolve_model_file", "SMPLX_DIR_ENV"]
 
 #: Environment variable naming a folder with licensed SMPL-X files.
 SMPLX_DIR_ENV = "EGOSIM_SMPLX_DIR"
 
 _NUM_BODY_JOINTS = 21
+_NUM_VERTICES = 10475
+_NUM_JOINTS = 55
+_NUM_POSE_BASIS = (_NUM_JOINTS - 1) * 9
+
+
+class ModelFileError(ValueError):
+    """A configured SMPL-X model file is unreadable or not a usable SMPL-X file."""
+
+
+def _read_model_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (those present) of an SMPL-X ``.npz`` or ``.pkl`` file.
+
+    Raises:
+        ValueError: the file cannot be read (the message says why).
+    """
+    if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise ValueError("it is not an .npz archive (not a zip file: truncated, "
+                             "overwritten or another format?)")
+        out = {}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                for name in names:
+                    if name in data.files:
+                        out[name] = data[name]
+        except ValueError as exc:
+            raise ValueError(f"an array is stored as pickled objects, not numbers ({exc})"
+                             ) from None
+        except Exception as exc:  # damaged archives raise many types
+            raise ValueError(f"it is unreadable ({type(exc).__name__}: {exc})") from None
+        return out
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh, encoding="latin1")
+    except Exception as exc:  # garbage pickles raise many types
+        raise ValueError(f"it is not a readable pickle ({type(exc).__name__}: {exc})"
+                         ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a {type(data).__name__}, not a dict of arrays")
+    out = {}
+    for name in names:
+        if name in data:
+            value = data[name]
+            value = value.toarray() if hasattr(value, "toarray") else value  # scipy sparse
+            try:
+                out[name] = np.asarray(value)
+            except Exception as exc:
+                raise ValueError(f"array {name!r} cannot be read ({exc})") from None
+    return out
+
+
+def _model_file_problem(path: Path, use_face_contour: bool, num_pca_comps: int) -> str | None:
+    """What makes ``path`` unusable as an SMPL-X file for ``smplx.SMPLX``, or None."""
+    required = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs",
+                "posedirs", "hands_componentsl", "hands_componentsr", "hands_meanl",
+                "hands_meanr", "lmk_faces_idx", "lmk_bary_coords")
+    contour = ("dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords")
+    try:
+        a = _read_model_arrays(path, required + contour)
+    except ValueError as exc:
+        return str(exc)
+    missing = [k for k in required + (contour if use_face_contour else ()) if k not in a]
+    if missing:
+        return f"it lacks the array(s) {', '.join(missing)} (not an SMPL-X model file?)"
+    for name, arr in a.items():
+        if arr.dtype.kind not in "biuf":
+            return f"array {name!r} has dtype {arr.dtype}, not numbers"
+    v, f = a["v_template"], a["f"]
+    expect = {
+        "v_template": (_NUM_VERTICES, 3), "J_regressor": (_NUM_JOINTS, _NUM_VERTICES),
+        "weights": (_NUM_VERTICES, _NUM_JOINTS), "kintree_table": (2, _NUM_JOINTS),
+        "hands_meanl": (45,), "hands_meanr": (45,),
+    }
+    if v.ndim != 2 or v.shape[1] != 3:
+        return f"v_template has shape {v.shape}, expected ({_NUM_VERTICES}, 3)"
+    if v.shape[0] != _NUM_VERTICES:
+        return (f"it has {v.shape[0]} template vertices; SMPL-X has {_NUM_VERTICES} (an SMPL "
+                "or SMPL-H file?)")
+    for name, shape in expect.items():
+        if a[name].shape != shape:
+            return f"array {name!r} has shape {a[name].shape}, expected {shape}"
+    sd = a["shapedirs"]
+    if sd.ndim != 3 or sd.shape[:2] != (_NUM_VERTICES, 3) or sd.shape[2] < 20:
+        return f"shapedirs has shape {sd.shape}, expected ({_NUM_VERTICES}, 3, >= 20)"
+    pd = a["posedirs"]
+    if pd.shape[-1] != _NUM_POSE_BASIS or pd.size != _NUM_VERTICES * 3 * _NUM_POSE_BASIS:
+        return f"posedirs has shape {pd.shape}, expected ({_NUM_VERTICES}, 3, {_NUM_POSE_BASIS})"
+    for side in "lr":
+        hc = a[f"hands_components{side}"]
+        if hc.ndim != 2 or hc.shape[1] != 45 or hc.shape[0] < num_pca_comps:
+            return (f"hands_components{side} has shape {hc.shape}, expected (>= "
+                    f"{num_pca_comps}, 45)")
+    if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu":
+        return f"faces f have shape {f.shape} and dtype {f.dtype}, expected (F, 3) integers"
+    if f.size and (f.min() < 0 or f.max() >= _NUM_VERTICES):
+        return f"faces f reference vertex {int(f.max())}, but there are {_NUM_VERTICES}"
+    lf, lb = a["lmk_faces_idx"], a["lmk_bary_coords"]
+    if lf.ndim != 1 or lb.shape != (lf.shape[0], 3):
+        return f"landmarks: lmk_faces_idx {lf.shape} and lmk_bary_coords {lb.shape} disagree"
+    if lf.size and (lf.min() < 0 or lf.max() >= len(f)):
+        return f"lmk_faces_idx references face {int(lf.max())}, but there are {len(f)}"
+    if use_face_contour:
+        df, db = a["dynamic_lmk_faces_idx"], a["dynamic_lmk_bary_coords"]
+        if df.ndim != 2 or db.shape != (*df.shape, 3):
+            return (f"contour landmarks: dynamic_lmk_faces_idx {df.shape} and "
+                    f"dynamic_lmk_bary_coords {db.shape} disagree")
+        if df.size and (df.min() < 0 or df.max() >= len(f)):
+            return f"dynamic_lmk_faces_idx references face {int(df.max())} of {len(f)}"
+    for name, arr in a.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            return f"array {name!r} contains NaN or inf"
+    return None
+
+
+#: (path, inode, size, mtime, contour, pca comps) of user files found good in this process.
+_CHECKED: set[tuple[Path, int, int, int, bool, int]] = set()
+
+
+def check_model_file(path: str | os.PathLike, use_face_contour: bool = False,
+                     num_pca_comps: int = 6) -> Path:
+    """Check that ``path`` is a usable SMPL-X model file (``.npz`` or ``.pkl``).
+
+    Read only the arrays smplx uses; check SMPL-X's sizes (10,475 vertices, 55 joints, 486
+    pose directions, >= 20 shape + expression directions, 45-dim hand bases), finite numbers
+    and indices in range. The file is never modified. Good results are remembered per file
+    version.
+
+    Raises:
+        ModelFileError: the file is unreadable or unusable; names the file and the problem.
+    """
+    p = Path(path)
+    st = p.stat()
+    memo = (p, st.st_ino, st.st_size, st.st_mtime_ns, bool(use_face_contour),
+            int(num_pca_comps))
+    if memo in _CHECKED:
+        return p
+    problem = _model_file_problem(p, use_face_contour, int(num_pca_comps))
+    if problem is not None:
+        raise ModelFileError(
+            f"SMPL-X model file {p} cannot be used: {problem}. Replace it with the licensed "
+            f"file from https://smpl-x.is.tue.mpg.de, or unset {SMPLX_DIR_ENV} (and "
+            "model_dir) to use the procedural body.")
+    _CHECKED.add(memo)
+    return p
 
 
 def resolve_model_file(gender: str = "neutral", model_dir: str | os.PathLike | None = None
@@ -110,19 +262,25 @@ class BodyModel(torch.nn.Module):
         if not 1 <= int(num_pca_comps) <= 45:
             raise ValueError(f"num_pca_comps must be in 1..45; got {num_pca_comps!r}")
         path, source = resolve_model_file(gender, model_dir)
+        if source != "procedural":
+            check_model_file(path, use_face_contour, num_pca_comps if use_pca else 0)
         self.gender = gender
         self.model_path = path
         self.source = source
         self.batch_size = batch_size
         # smplx prints a warning for 10+10-component files; keep stdout clean
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.smplx = smplx.SMPLX(
-                model_path=str(path), ext=path.suffix[1:], gender=gender,
-                batch_size=batch_size, num_betas=num_betas,
-                num_expression_coeffs=num_expression_coeffs, use_pca=use_pca,
-                num_pca_comps=num_pca_comps, flat_hand_mean=flat_hand_mean,
-                use_face_contour=use_face_contour, dtype=dtype,
-            )
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.smplx = smplx.SMPLX(
+                    model_path=str(path), ext=path.suffix[1:], gender=gender,
+                    batch_size=batch_size, num_betas=num_betas,
+                    num_expression_coeffs=num_expression_coeffs, use_pca=use_pca,
+                    num_pca_comps=num_pca_comps, flat_hand_mean=flat_hand_mean,
+                    use_face_contour=use_face_contour, dtype=dtype,
+                )
+        except Exception as exc:  # a file that passed the checks but smplx still refuses
+            raise ModelFileError(f"SMPL-X model file {path} could not be loaded by smplx: "
+                                 f"{type(exc).__name__}: {exc}") from exc
         self.dtype = dtype
         self._widths = {
             "betas": self.smplx.num_betas,

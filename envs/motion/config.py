@@ -2,7 +2,8 @@
 
 Every hyper-parameter of the C-VAE (stage 1 and the stage-2 rollout fine-tuning) and of the
 markers -> SMPL-X regressor lives here, CleanRL-style; unknown keys and bad values are errors.
-Units: metres, radians, steps are optimiser steps.
+The defaults are what trained the shipped checkpoints (``envs/motion/checkpoints/*.md``) and
+what ``configs/train_prior.yaml`` documents. Units: metres, radians, steps are optimiser steps.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from egosim.config_base import StrictModel
+from egosim.config import ConfigValueError, StrictModel
 
-__all__ = ["TrainPriorConfig", "PriorVideoConfig", "DataSection", "CVAESection", "StageSection",
+__all__ = ["TrainPriorConfig", "DataSection", "CVAESection", "StageSection", "Stage2Section",
            "RegressorSection"]
 
 
@@ -32,7 +33,8 @@ class DataSection(StrictModel):
     @model_validator(mode="after")
     def _path_for_npz(self) -> DataSection:
         if self.source == "npz" and not self.path:
-            raise ValueError("data.path must name a primitive .npz when data.source is 'npz'")
+            raise ConfigValueError("path", "path must name a primitive .npz when source is "
+                                   "'npz'")
         return self
 
 
@@ -47,13 +49,22 @@ class CVAESection(StrictModel):
 
 
 class StageSection(StrictModel):
-    """One optimisation stage of the C-VAE."""
+    """One optimisation stage of the C-VAE; the defaults are stage 1's (single primitives,
+    posterior reconstruction)."""
 
-    steps: int = Field(2000, ge=0, description="optimiser steps")
+    steps: int = Field(600, ge=0, description="optimiser steps")
     batch_size: int = Field(128, ge=1, le=8192, description="primitives (or sequences) a step")
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
     num_primitives: int = Field(10, ge=2, le=50,
                                 description="stage 2: primitives per rollout sequence")
+
+
+class Stage2Section(StageSection):
+    """Stage 2: rollouts of ``num_primitives`` primitives fed back into themselves."""
+
+    steps: int = Field(60, ge=0, description="optimiser steps")
+    batch_size: int = Field(16, ge=1, le=8192, description="sequences a step")
+    lr: float = Field(1e-4, gt=0.0, le=1.0, description="Adam learning rate")
 
 
 class RegressorSection(StrictModel):
@@ -62,7 +73,7 @@ class RegressorSection(StrictModel):
     width: int = Field(128, ge=8, le=2048, description="MLP width")
     blocks: int = Field(10, ge=1, le=64, description="residual blocks")
     iterations: int = Field(3, ge=1, le=10, description="refinement iterations")
-    steps: int = Field(2000, ge=0, description="optimiser steps")
+    steps: int = Field(600, ge=0, description="optimiser steps")
     batch_size: int = Field(256, ge=1, le=8192, description="bodies a step")
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
     pose_noise: float = Field(0.15, ge=0.0, le=1.0, description="pose perturbation std, rad")
@@ -88,28 +99,8 @@ class TrainPriorConfig(StrictModel):
     eval_primitives: int = Field(100, ge=1, le=1000, description="rollout length for metrics")
     eval_batch: int = Field(8, ge=2, le=256, description="rollouts measured")
     num_seeds: int = Field(256, ge=1, le=10000, description="seed motions kept in the checkpoint")
-    data: DataSection = Field(default_factory=lambda: DataSection(source="synthetic"))
+    data: DataSection = Field(default_factory=DataSection)
     cvae: CVAESection = Field(default_factory=CVAESection)
     stage1: StageSection = Field(default_factory=StageSection)
-    stage2: StageSection = Field(default_factory=lambda: StageSection(
-        steps=300, batch_size=32, lr=1e-4))
+    stage2: Stage2Section = Field(default_factory=Stage2Section)
     regressor: RegressorSection = Field(default_factory=RegressorSection)
-
-
-class PriorVideoConfig(StrictModel):
-    """``egosim prior-video``: random rollouts of the motion prior on a floor grid (MP4)."""
-
-    checkpoint_dir: str | None = Field(None, description="folder with cvae.pt + regressor.pt "
-                                       "(null: the shipped checkpoints)")
-    num_bodies: int = Field(3, ge=1, le=8, description="rollouts shown side by side")
-    num_primitives: int = Field(10, ge=1, le=200, description="primitives per rollout")
-    seed: int = Field(0, ge=0, description="seed motions, latent codes and colours")
-    fps: float = Field(20.0, gt=0.0, le=40.0, description="video rate, Hz (motion is 40 fps)")
-    width: int = Field(480, ge=32, le=1920, description="video width, pixels")
-    height: int = Field(270, ge=32, le=1080, description="video height, pixels")
-    spacing: float = Field(1.5, gt=0.0, le=10.0, description="sideways gap between rollouts, m")
-    camera_distance: float = Field(5.0, gt=0.5, le=50.0, description="camera distance, m")
-    camera_height: float = Field(2.5, gt=0.0, le=20.0, description="camera height, m")
-    output: str = Field("outputs/prior_video.mp4", description="the MP4 written")
-    threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
-    progress: bool = Field(True, description="tqdm progress bar")

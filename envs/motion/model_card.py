@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from egosim.atomic_io import write_json, write_text
+
 __all__ = ["write_model_cards"]
 
 _RETRAIN = "egosim train-prior export_dir=envs/motion/checkpoints"
@@ -25,7 +27,7 @@ def write_model_cards(folder: str | Path, cfg: Any, metrics: dict[str, float],
                       summary: dict[str, Any], data_note: str) -> list[Path]:
     """Write ``metrics.json``, ``cvae.md`` and ``regressor.md`` into ``folder``."""
     folder = Path(folder)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    write_json(folder / "metrics.json", metrics, indent=2, sort_keys=True)
     c = cfg.model_dump()
     m = {k: _fmt(v) for k, v in metrics.items()}
     common = (f"## Data\n{data_note}\n\nTraining primitives: {summary.get('train_primitives')}, "
@@ -92,6 +94,6 @@ def write_model_cards(folder: str | Path, cfg: Any, metrics: dict[str, float],
         f"| mean marker re-projection error (m, target <= 0.02) | {m['regressor_mean']} |\n"
         f"| 95th percentile (m) | {m['regressor_p95']} |\n")
     paths = [folder / "cvae.md", folder / "regressor.md"]
-    paths[0].write_text(cvae)
-    paths[1].write_text(reg)
+    write_text(paths[0], cvae)
+    write_text(paths[1], reg)
     return paths

@@ -25,8 +25,14 @@ key                         dtype / shape    meaning
 ``fps``                     float            40.0
 =========================== ================ ================================================
 
-On disk: one compressed ``.npz`` (the ``smplx`` entries stored as ``smplx_<name>``) and a
-JSON card next to it (``.json``: counts, config, build time, foot-contact statistics).
+On disk: one compressed ``.npz`` (the ``smplx`` entries stored as ``smplx_<name>``, the card
+as ``card_json``) and a JSON copy of the card next to it (``.json``: counts, config, build
+time, foot-contact statistics); both written atomically (:mod:`egosim.atomic_io`).
+
+The cache of :func:`default_dataset` holds self-checking entries (:mod:`egosim.cache_entry`):
+key, checksum and the layout of the table above (:data:`CACHE_SPEC`, float arrays finite)
+are verified on every read; a bad file is reported, deleted and rebuilt. Builders hold a
+file lock, so concurrent processes build an entry once and all read the same bytes.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from egosim.envs.motion import augment as aug
+import egosim.envs.motion.augment as aug
+from egosim.atomic_io import file_lock, save_npz, write_text
+from egosim.cache_entry import ArraySpec, load_entry, stamp
 from egosim.envs.motion.body_sequences import GENDER_CODES, rest_joints
 from egosim.envs.motion.canonical_joints import canonicalize, canonicalize_params
 from egosim.envs.motion.foot_contact import foot_contact_stats
@@ -49,6 +57,7 @@ from egosim.envs.motion.primitive_windows import PRIMITIVE_FRAMES, cut_windows, 
 from egosim.envs.motion.retarget import replant, retarget_named
 
 __all__ = [
+    "CACHE_SPEC",
     "DATA_VERSION",
     "DEFAULT_CLIPS",
     "DatasetConfig",
@@ -59,7 +68,7 @@ __all__ = [
 ]
 
 #: Bump when the data pipeline changes (part of the cache key).
-DATA_VERSION: str = "motion-data-2"
+DATA_VERSION: str = "motion-data-3"
 
 #: Shipped DeepMimic clips used by default and how many cycles to loop the cyclic ones.
 #: Left out: crawl, roll, get-ups, cartwheel and backflip (the body, not the feet, carries the
@@ -67,6 +76,25 @@ DATA_VERSION: str = "motion-data-2"
 DEFAULT_CLIPS: dict[str, int] = {
     "walk": 6, "run": 8, "jump": 2, "dance_a": 2, "dance_b": 2, "kick": 1, "punch": 1,
     "spin": 1, "spinkick": 2,
+}
+
+
+_F = PRIMITIVE_FRAMES
+
+#: Layout of a cached dataset (checked on every read of the cache).
+CACHE_SPEC: dict[str, ArraySpec] = {
+    "markers": ArraySpec("float32", ("N", _F, 67, 3), finite=True),
+    "origin": ArraySpec("float32", ("N", 3), finite=True),
+    "rot": ArraySpec("float32", ("N", 3, 3), finite=True),
+    "betas": ArraySpec("float32", ("N", 10), finite=True),
+    "gender": ArraySpec("int8", ("N",)),
+    "clip_id": ArraySpec("int32", ("N",)),
+    "clip_names": ArraySpec("U", ("C",)),
+    "fps": ArraySpec("float64", (), finite=True, positive=True),
+    "smplx_global_orient": ArraySpec("float32", ("N", _F, 3), finite=True),
+    "smplx_body_pose": ArraySpec("float32", ("N", _F, 63), finite=True),
+    "smplx_transl": ArraySpec("float32", ("N", _F, 3), finite=True),
+    "card_json": ArraySpec("U", ()),
 }
 
 
@@ -127,33 +155,48 @@ class PrimitiveDataset:
         mask = np.isin(self.clip_id, np.asarray(held_out_ids))
         return np.flatnonzero(~mask), np.flatnonzero(mask)
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (``.npz``, compressed) and its card ``path.with_suffix('.json')``."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of the ``.npz`` file (module docstring), the card as ``card_json``."""
         arrays = {"markers": self.markers, "origin": self.origin, "rot": self.rot,
                   "betas": self.betas, "gender": self.gender, "clip_id": self.clip_id,
-                  "clip_names": np.asarray(self.clip_names), "fps": np.float64(self.fps)}
+                  "clip_names": np.asarray(self.clip_names), "fps": np.float64(self.fps),
+                  "card_json": np.asarray(json.dumps(self.card, sort_keys=True))}
         arrays.update({f"smplx_{k}": v for k, v in self.smplx.items()})
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(p)
-        p.with_suffix(".json").write_text(json.dumps(self.card, indent=2, sort_keys=True))
+        return arrays
+
+    def save(self, path: str | Path, key: str | None = None) -> Path:
+        """Write ``path`` (``.npz``, compressed) and its card ``path.with_suffix('.json')``,
+        each atomically; with ``key`` as a self-checking cache entry of that key."""
+        p = Path(path)
+        arrays = self.to_arrays()
+        write_text(p.with_suffix(".json"), json.dumps(self.card, indent=2, sort_keys=True))
+        save_npz(p, arrays if key is None else stamp(arrays, key), compress=True)
         return p
 
     @classmethod
-    def load(cls, path: str | Path) -> PrimitiveDataset:
-        """Read a dataset written by :meth:`save`."""
-        p = Path(path)
-        with np.load(p, allow_pickle=False) as d:
-            a = {k: d[k] for k in d.files}
-        card_path = p.with_suffix(".json")
-        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    def from_arrays(cls, a: dict[str, np.ndarray], card: dict[str, Any] | None = None
+                    ) -> PrimitiveDataset:
+        """Inverse of :meth:`to_arrays` (``card`` default: the stored ``card_json``)."""
+        if card is None:
+            card = json.loads(str(a["card_json"])) if "card_json" in a else {}
         return cls(markers=a["markers"], origin=a["origin"], rot=a["rot"], betas=a["betas"],
                    gender=a["gender"],
                    smplx={k[6:]: v for k, v in a.items() if k.startswith("smplx_")},
                    clip_id=a["clip_id"], clip_names=[str(s) for s in a["clip_names"]],
                    fps=float(a["fps"]), card=card)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PrimitiveDataset:
+        """Read a dataset written by :meth:`save` (no checks: see :func:`default_dataset`
+        for the checked cache)."""
+        p = Path(path)
+        with np.load(p, allow_pickle=False) as d:
+            a = {k: d[k] for k in d.files}
+        card = None
+        card_path = p.with_suffix(".json")
+        if "card_json" not in a:
+            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        return cls.from_arrays(a, card)
 
 
 def augmented_sequences(base: dict[str, MotionClip], num: int,
@@ -301,15 +344,25 @@ def default_dataset(config: DatasetConfig | None = None, cache: bool = True,
     """The default dataset from the shipped DeepMimic clips, cached on disk.
 
     Cached as ``cache_dir('motion')/primitives-<config key>.npz`` (+ ``.json`` card); a cached
-    file is reused when the config (and :data:`DATA_VERSION`) hash matches.
+    file is reused when the config (and :data:`DATA_VERSION`) hash matches and it passes its
+    checks (key, checksum, :data:`CACHE_SPEC`). A bad file is reported
+    (:class:`~egosim.cache_entry.CorruptCacheWarning`), deleted and rebuilt. Building holds
+    a file lock: a process that finds another one building waits for, then reads, its file.
     """
     from egosim.paths import cache_dir
 
     cfg = config or DatasetConfig()
-    path = cache_dir("motion") / f"primitives-{cfg.key()}.npz"
-    if cache and path.is_file():
-        return PrimitiveDataset.load(path)
-    ds = build_primitive_dataset(cfg, progress=progress)
-    if cache:
-        ds.save(path)
-    return ds
+    if not cache:
+        return build_primitive_dataset(cfg, progress=progress)
+    key = f"primitives-{cfg.key()}"
+    path = cache_dir("motion") / f"{key}.npz"
+    what = "motion primitive cache file"
+    arrays = load_entry(path, key, CACHE_SPEC, discard=False, what=what)
+    if arrays is None:
+        with file_lock(path):
+            arrays = load_entry(path, key, CACHE_SPEC, what=what)
+            if arrays is None:
+                ds = build_primitive_dataset(cfg, progress=progress)
+                ds.save(path, key=key)
+                arrays = ds.to_arrays()  # what a reader of the file gets
+    return PrimitiveDataset.from_arrays(arrays)

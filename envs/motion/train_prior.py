@@ -14,12 +14,16 @@ order is a function of ``(seed, step)``; a checkpoint (models, optimisers, step)
 resumes to exactly the bytes of an uninterrupted run. Checkpoints go to
 ``output_dir/checkpoints/step_XXXXXXX.pt`` every ``checkpoint_every`` steps and on exit
 (also on Ctrl-C and SIGTERM); the final models are exported as ``cvae.pt`` and ``regressor.pt``.
+Every file is written atomically (:mod:`egosim.atomic_io`): a kill mid-save leaves the
+previous checkpoints intact. A resumed run loads the newest checkpoint that reads back; a
+bad one (truncated, zeroed: written by something else or damaged later) is reported in one
+line and moved aside to ``<name>.bad``, and the next older one is used.
 """
 
 from __future__ import annotations
 
-import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from egosim.atomic_io import move_aside, remove_temp_files, torch_save, write_json
 from egosim.envs.humans.marker_set import MARKER_NAMES
 from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
 from egosim.envs.motion.config import TrainPriorConfig
@@ -45,7 +50,8 @@ from .metrics import data_reference
 from .prior import CVAE_FILE, REGRESSOR_FILE
 from .regressor import MarkerRegressor, RegressorConfig, pose_bodies, regressor_loss, sample_bodies
 
-__all__ = ["run", "Trainer", "load_data", "evaluate_export", "evaluate_shipped"]
+__all__ = ["run", "Trainer", "load_data", "evaluate_export", "evaluate_shipped",
+           "resume_state"]
 
 PHASES = ("stage1", "stage2", "regressor")
 
@@ -238,11 +244,11 @@ class Trainer:
         """Write ``cvae.pt`` and ``regressor.pt`` (model-only checkpoints) to ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         ref = data_reference(self.train.world_markers(), self.marker_joints)
-        torch.save({"config": self.cvae_config.to_dict(), "model": self.cvae.state_dict(),
+        torch_save({"config": self.cvae_config.to_dict(), "model": self.cvae.state_dict(),
                     "marker_joints": self.marker_joints.weights, "seeds": self.seeds(),
                     "blend": self.cfg.blend, "data_stats": ref, "step": self.step},
                    folder / CVAE_FILE)
-        torch.save({"config": self.reg_config.to_dict(), "model": self.regressor.state_dict(),
+        torch_save({"config": self.reg_config.to_dict(), "model": self.regressor.state_dict(),
                     "step": self.step}, folder / REGRESSOR_FILE)
         return ref
 
@@ -258,9 +264,40 @@ def _exit_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _latest(folder: Path) -> Path | None:
-    files = sorted(folder.glob("step_*.pt"))
-    return files[-1] if files else None
+_STATE_KEYS = ("step", "cvae", "regressor", "marker_joints", "opts")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The trainer state in ``path``.
+
+    Raises:
+        ValueError: unreadable or not a train-prior checkpoint (the message says why).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated/garbage files raise many types
+        raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or any(k not in state for k in _STATE_KEYS):
+        raise ValueError(f"not a train-prior checkpoint (needs {', '.join(_STATE_KEYS)})")
+    return state
+
+
+def resume_state(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None.
+
+    A bad newer checkpoint is reported in one line on stderr and moved aside to
+    ``<name>.bad`` (it would shadow the next saves); temporary files of killed writers
+    are removed.
+    """
+    remove_temp_files(folder)
+    for path in sorted(folder.glob("step_*.pt"), reverse=True):
+        try:
+            return path, _read_checkpoint(path)
+        except ValueError as exc:
+            aside = move_aside(path)
+            print(f"train-prior: checkpoint {path} is bad ({exc}); moved it to {aside.name} "
+                  "and trying the previous one", file=sys.stderr)
+    return None
 
 
 def evaluate_export(cfg: TrainPriorConfig, summary: dict[str, Any], held: PrimitiveSet
@@ -323,9 +360,9 @@ def run(cfg: TrainPriorConfig, data: PrimitiveSet | None = None) -> dict[str, An
     out_dir = Path(cfg.output_dir)
     ckpt_dir = out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    latest = _latest(ckpt_dir) if cfg.resume else None
-    if latest is not None:
-        trainer.load_state_dict(torch.load(latest, map_location="cpu", weights_only=False))
+    found = resume_state(ckpt_dir) if cfg.resume else None
+    if found is not None:
+        trainer.load_state_dict(found[1])
     writer = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -333,9 +370,7 @@ def run(cfg: TrainPriorConfig, data: PrimitiveSet | None = None) -> dict[str, An
         writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=trainer.step)
 
     def save() -> Path:
-        path = ckpt_dir / f"step_{trainer.step:07d}.pt"
-        torch.save(trainer.state_dict(), path)
-        return path
+        return torch_save(trainer.state_dict(), ckpt_dir / f"step_{trainer.step:07d}.pt")
 
     last: dict[str, float] = {}
     previous = _exit_on_sigterm()
@@ -366,5 +401,5 @@ def run(cfg: TrainPriorConfig, data: PrimitiveSet | None = None) -> dict[str, An
         summary["export_dir"] = cfg.export_dir
         if cfg.evaluate:
             summary["metrics"] = evaluate_export(cfg, summary, held)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary, indent=2)
     return summary

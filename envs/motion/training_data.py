@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from egosim.atomic_io import save_npz
 from egosim.envs.motion.canonical_markers import frame_from_joints, to_canonical
 
 __all__ = ["PrimitiveSet", "load_primitives", "from_dataset", "synthetic_primitives",
@@ -87,10 +89,12 @@ class PrimitiveSet:
                 + self.origin[:, None, None]).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an ``.npz`` readable by :func:`load_primitives`."""
+        """Write an ``.npz`` readable by :func:`load_primitives` (atomically; ``.npz`` is
+        appended to a path without it, as ``np.savez`` does)."""
         arrays = {f.name: getattr(self, f.name) for f in fields(self)
                   if getattr(self, f.name) is not None}
-        np.savez(path, **arrays)
+        p = Path(path)
+        save_npz(p if p.name.endswith(".npz") else p.with_name(p.name + ".npz"), arrays)
 
 
 def load_primitives(path: str | os.PathLike) -> PrimitiveSet:

@@ -15,7 +15,8 @@ import numpy as np
 
 from egosim.envs.scenes.classes import class_id
 from egosim.envs.scenes.materials import base_color, jitter, rgb255
-from egosim.envs.scenes.mesh_builder import MeshBuilder, box_triangles, cylinder_triangles
+from egosim.envs.scenes.mesh_builder import MeshBuilder, cylinder_triangles
+from egosim.sensors.shapes import box_triangles
 
 __all__ = ["FURNITURE_CLASSES", "Part", "sample_footprint", "furniture_parts", "add_furniture"]
 

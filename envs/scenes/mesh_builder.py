@@ -1,48 +1,16 @@
-"""Closed triangle primitives (boxes, cylinders) and a builder that labels their faces.
+"""Closed vertical cylinders and a builder that labels the faces of triangle primitives.
 
-Every primitive is a closed surface with outward-facing normals (counter-clockwise
-winding seen from outside, i.e. ``(v1 - v0) x (v2 - v0)`` points out of the solid), so
-a scene made of them is a union of closed solids: the walkability ray test and the SDF
-sign by winding number rely on that.
+Boxes are :func:`egosim.sensors.shapes.box_triangles`. Every primitive is a closed surface
+with outward-facing normals (counter-clockwise winding seen from outside, i.e.
+``(v1 - v0) x (v2 - v0)`` points out of the solid), so a scene made of them is a union of
+closed solids: the walkability ray test and the SDF sign by winding number rely on that.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_triangles", "cylinder_triangles", "MeshBuilder"]
-
-# Corner order: bit 0 -> x, bit 1 -> y, bit 2 -> z (0 = min, 1 = max).
-_BOX_QUADS = np.array(
-    [
-        [0, 2, 3, 1],  # z min, normal -z
-        [4, 5, 7, 6],  # z max, normal +z
-        [0, 1, 5, 4],  # y min, normal -y
-        [2, 6, 7, 3],  # y max, normal +y
-        [0, 4, 6, 2],  # x min, normal -x
-        [1, 3, 7, 5],  # x max, normal +x
-    ]
-)
-_BOX_TRIS = np.stack([_BOX_QUADS[:, [0, 1, 2]], _BOX_QUADS[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
-
-
-def box_triangles(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Axis-aligned box from corner ``lo`` to corner ``hi``.
-
-    Args:
-        lo, hi: ``(3,)`` opposite corners in metres, ``lo < hi`` component-wise.
-
-    Returns:
-        ``(12, 3, 3)`` float64 triangles with outward normals, two per side in the order
-        bottom (-z), top (+z), -y, +y, -x, +x (faces 2-3 are the top).
-    """
-    lo = np.asarray(lo, np.float64)
-    hi = np.asarray(hi, np.float64)
-    if lo.shape != (3,) or hi.shape != (3,) or np.any(hi <= lo):
-        raise ValueError(f"box corners must be (3,) with lo < hi, got lo={lo}, hi={hi}")
-    bits = (np.arange(8)[:, None] >> np.arange(3)[None, :]) & 1
-    corners = np.where(bits == 1, hi, lo)
-    return corners[_BOX_TRIS]
+__all__ = ["cylinder_triangles", "MeshBuilder"]
 
 
 def cylinder_triangles(

@@ -10,9 +10,18 @@ the face areas are binned by height in 5 cm bins; the floor is the lowest bin ho
 least 20 % of the area of the largest bin, at that bin's area-weighted mean height. With
 no up-facing face, the lowest vertex is the floor.
 
-Labels: semantic class from keywords in the node, mesh and material names
-(:func:`~egosim.envs.scenes.classes.class_from_name`), else ``floor`` for up-facing faces
-within 5 cm of the floor, else ``void``; one instance id per mesh node (from 1).
+Labels: semantic class from keywords in the node, mesh and material names given inside
+the file (:func:`~egosim.envs.scenes.classes.class_from_name`; names trimesh makes up from
+the file name, e.g. for an OBJ without ``o`` lines, are ignored: a file's name never labels
+it), else ``floor`` for up-facing faces within 5 cm of the floor, else ``void``; one
+instance id per mesh node (from 1).
+
+Reading: OBJ and MTL text that is not UTF-8 is read as Latin-1 (any byte is a character).
+Truncated files are refused where that can be told (:func:`check_obj_text`): an OBJ face
+referencing a vertex the file does not have; an OBJ that ends inside a line (no final line
+end) with its last face or vertex cut short, or with vertices no face uses; an ASCII PLY
+with fewer data lines than its header declares (binary PLY and GLB are checked by trimesh
+against their declared lengths).
 Appearance: material diffuse/base colour (MTL ``Kd`` and glTF ``baseColorFactor`` are
 taken as linear), multiplied for textured faces by the texture's mean linear colour;
 per-face or per-vertex colours (sRGB, e.g. PLY) are linearised. Texture images become
@@ -21,7 +30,9 @@ per-face or per-vertex colours (sRGB, e.g. PLY) are linearised. Texture images b
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +47,8 @@ __all__ = [
     "UP_AXES",
     "load_mesh_arrays",
     "floor_height",
+    "check_obj_text",
+    "decode_text",
     "up_axis_rotation",
 ]
 
@@ -68,6 +81,149 @@ def floor_height(triangles: np.ndarray) -> float:
     first = int(np.flatnonzero(per_bin >= 0.2 * per_bin.max())[0])
     sel = inv == first
     return float(np.average(z[sel], weights=a[sel]))
+
+
+def decode_text(data: bytes) -> str:
+    """Text of a mesh or material file: UTF-8 (a BOM dropped), else Latin-1."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _obj_index(token: str, count: int, seen: int) -> bool:
+    """True when the OBJ reference ``token`` (1-based, negative: relative) is valid for
+    ``count`` elements in the file, ``seen`` of them before the reference."""
+    try:
+        i = int(token)
+    except ValueError:
+        return False
+    return 1 <= i <= count if i > 0 else (i < 0 and -i <= seen)
+
+
+def check_obj_text(text: str, path: str | os.PathLike) -> set[str]:
+    """Validate OBJ ``text`` (see the module docstring); returns the object, group and
+    material names it defines.
+
+    Faces may reference only vertices the file has. A file that does not end with a line
+    end was probably cut: its last statement must then be complete (a face of >= 3
+    vertices, a vertex of 3 numbers) and its faces must use every vertex.
+
+    Raises:
+        ValueError: a reference to missing data or a cut statement (names the file, the
+            line and the problem).
+    """
+    lines = text.replace("\\\r\n", " ").replace("\\\n", " ").splitlines()
+    totals = {"v": 0, "vt": 0, "vn": 0}
+    for line in lines:
+        head = line.split(None, 1)[0] if line.strip() else ""
+        if head in totals:
+            totals[head] += 1
+    seen = {"v": 0, "vt": 0, "vn": 0}
+    used = np.zeros(totals["v"] + 1, bool)
+    names: set[str] = set()
+
+    def bad(n: int, what: str) -> ValueError:
+        return ValueError(f"could not read mesh file {str(path)!r}: line {n}: {what} (is the "
+                          "file truncated or corrupt?)")
+
+    for n, raw in enumerate(lines, 1):
+        tokens = raw.split("#", 1)[0].split()
+        if not tokens:
+            continue
+        head, args = tokens[0], tokens[1:]
+        if head in seen:
+            seen[head] += 1
+        elif head == "f":
+            for ref in args:
+                parts = ref.split("/")
+                if not _obj_index(parts[0], totals["v"], seen["v"]):
+                    raise bad(n, f"face vertex {ref!r} is not one of the file's "
+                                 f"{totals['v']} vertices")
+                i = int(parts[0])
+                used[i if i > 0 else seen["v"] + 1 + i] = True
+                for kind, part in zip(("vt", "vn"), parts[1:3], strict=False):
+                    if part and not _obj_index(part, totals[kind], seen[kind]):
+                        raise bad(n, f"face vertex {ref!r} references {kind} {part} of "
+                                     f"{totals[kind]}")
+        elif head in ("o", "g", "usemtl"):
+            names.update(args)
+    if text.endswith(("\n", "\r")) or not lines:
+        return names
+    n, raw = len(lines), lines[-1]
+    tokens = raw.split("#", 1)[0].split()
+    if tokens[:1] == ["f"] and len(tokens) < 4:
+        raise bad(n, f"the last face has {len(tokens) - 1} vertices: {raw.strip()!r}")
+    if tokens[:1] == ["v"]:
+        try:
+            [float(a) for a in tokens[1:4]]
+        except ValueError:
+            raise bad(n, f"the last vertex has a non-number: {raw.strip()!r}") from None
+        if len(tokens) < 4:
+            raise bad(n, f"the last vertex has {len(tokens) - 1} of 3 numbers: "
+                         f"{raw.strip()!r}")
+    unused = totals["v"] - int(used[1:].sum())
+    if tokens[:1] in (["f"], ["v"]) and unused > 0 and used.any():
+        raise ValueError(f"could not read mesh file {str(path)!r}: it looks truncated: it ends "
+                         f"inside a line and {unused} of its {totals['v']} vertices are used "
+                         "by no face")
+    return names
+
+
+def _check_ascii_ply(data: bytes, path: str | os.PathLike) -> None:
+    """Refuse an ASCII PLY with fewer data lines than its header declares."""
+    head, sep, body = data.partition(b"end_header")
+    if not sep or b"format ascii" not in head:
+        return
+    counts = [int(m) for m in re.findall(rb"^element\s+\S+\s+(\d+)", head, re.M)]
+    rows = body.split(b"\n")[1:]
+    have = sum(1 for r in rows if r.strip())
+    if have < sum(counts):
+        raise ValueError(f"could not read mesh file {str(path)!r}: it is truncated: {have} of "
+                         f"the {sum(counts)} data lines its header declares")
+
+
+def _read_scene(p: Path):
+    """``trimesh.Scene`` of ``p`` (OBJ/MTL text decoded by :func:`decode_text`) and the
+    names the file defines itself (OBJ) or None (other formats)."""
+    import trimesh
+    from trimesh.resolvers import FilePathResolver
+
+    class _TextResolver(FilePathResolver):
+        def get(self, name: str) -> bytes:
+            data = super().get(name)
+            if name.strip().lower().endswith(".mtl"):
+                return decode_text(data).encode("utf-8")
+            return data
+
+    suffix = p.suffix.lower()
+    if suffix == ".obj":
+        text = decode_text(p.read_bytes())
+        inside = check_obj_text(text, p)
+        scene = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj",
+                             resolver=_TextResolver(str(p)), force="scene", process=False)
+        return scene, inside
+    if suffix == ".ply":
+        with open(p, "rb") as fh:
+            _check_ascii_ply(fh.read(), p)
+    return trimesh.load(str(p), force="scene", process=False), None
+
+
+def _from_file_name(name: str, p: Path) -> bool:
+    """True when ``name`` is the file's name (or its stem), as trimesh names unnamed parts,
+    possibly with a ``_<n>`` / ``.<n>`` / ``-<n>`` counter."""
+    n = name.strip().lower()
+    for base in (p.name.lower(), p.stem.lower()):
+        if n == base or re.fullmatch(re.escape(base) + r"[_.\-]\d+", n):
+            return True
+    return False
+
+
+def _label_text(names: list[str], p: Path, inside: set[str] | None) -> str:
+    """The names that may label a part: those the file defines, never its file name."""
+    keep = [n for n in names if n and ((inside is not None and n in inside)
+                                       or not _from_file_name(n, p))]
+    return " ".join(keep)
 
 
 def _image_rgb(image) -> np.ndarray:
@@ -187,7 +343,11 @@ def load_mesh_arrays(
     if p.stat().st_size == 0:
         raise ValueError(f"mesh file {str(p)!r} is empty")
     try:
-        loaded = trimesh.load(str(p), force="scene", process=False)
+        loaded, inside = _read_scene(p)
+    except ValueError as exc:
+        if str(p) in str(exc):
+            raise
+        raise ValueError(f"could not read mesh file {str(p)!r}: {exc}") from exc
     except Exception as exc:  # trimesh raises many types on malformed input
         raise ValueError(f"could not read mesh file {str(p)!r}: {exc}") from exc
     world = np.eye(4)
@@ -215,7 +375,8 @@ def load_mesh_arrays(
         f = len(t)
         label = semantic
         if label is None:
-            label = class_from_name(f"{node} {geom_name} {_material_name(mesh)}")
+            label = class_from_name(
+                _label_text([str(node), str(geom_name), _material_name(mesh)], p, inside))
         tris.append(t)
         sem.append(np.full(f, label, np.int32))
         inst.append(np.full(f, len(names) + 1, np.int32))

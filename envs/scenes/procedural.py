@@ -31,8 +31,9 @@ import numpy as np
 from egosim.envs.scenes.classes import class_id
 from egosim.envs.scenes.furniture import add_furniture, sample_footprint
 from egosim.envs.scenes.materials import base_color, jitter, wood_floor_texture
-from egosim.envs.scenes.mesh_builder import MeshBuilder, box_triangles
+from egosim.envs.scenes.mesh_builder import MeshBuilder
 from egosim.envs.scenes.scene import Scene
+from egosim.sensors.shapes import box_triangles
 
 __all__ = [
     "Room",

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from egosim.envs.scenes import cache, planning
+import egosim.envs.scenes.cache as cache
+import egosim.envs.scenes.planning as planning
 from egosim.envs.scenes.classes import CLASS_NAMES, NUM_CLASSES
 from egosim.envs.scenes.geometry import is_closed, weld
 from egosim.envs.scenes.sdf import SDFGrid, build_sdf_grid
@@ -56,6 +57,9 @@ class Scene:
         sdf_max_voxels: cap on SDF nodes, default 2**22 (16 MiB of float32); the spacing
             grows until the grid fits (see :attr:`sdf_grid`; e.g. ``pybullet:samurai``
             with its 200 m ground plane gets 0.70 m, a procedural apartment 0.10 m).
+        walk_max_cells: largest walk grid computed (cells); a larger one is refused with its
+            size and a hint about units (None: 1e8, see
+            :func:`~egosim.envs.scenes.walkability.check_grid_size`).
 
     Derived data is lazy: the walk map (:mod:`~egosim.envs.scenes.walkability`) and the
     SDF grid (:mod:`~egosim.envs.scenes.sdf`) are computed on first use, kept in memory
@@ -91,6 +95,7 @@ class Scene:
         floor_level: float = 0.0,
         sdf_resolution: float = 0.1,
         sdf_max_voxels: int = 1 << 22,
+        walk_max_cells: int | None = None,
     ) -> None:
         tris = np.ascontiguousarray(np.asarray(triangles, np.float32))
         if tris.ndim != 3 or tris.shape[1:] != (3, 3) or tris.shape[0] == 0:
@@ -141,6 +146,9 @@ class Scene:
         if int(sdf_max_voxels) < 1000:
             raise ValueError(f"sdf_max_voxels must be an int >= 1000, got {sdf_max_voxels!r}")
         self._sdf_max_voxels = int(sdf_max_voxels)
+        if walk_max_cells is not None and not (float(walk_max_cells) >= 1):
+            raise ValueError(f"walk_max_cells must be a number >= 1, got {walk_max_cells!r}")
+        self._walk_max_cells = None if walk_max_cells is None else int(walk_max_cells)
         self.bounds = np.stack([tris.reshape(-1, 3).min(0), tris.reshape(-1, 3).max(0)]).astype(
             np.float64
         )
@@ -253,6 +261,7 @@ class Scene:
             inside=self.inside if self.is_closed else None,
             floor_tolerance=self._floor_tolerance,
             floor_level=self._floor_level,
+            max_cells=self._walk_max_cells,
         )
 
     def _set_walk_map(self, walk: WalkMap) -> None:
@@ -322,6 +331,11 @@ class Scene:
                 arguments.
         """
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        if not self.walk_map.walkable.any():
+            from egosim.envs.scenes.walkability import no_walkable_message
+
+            raise ValueError(no_walkable_message(self.bounds, self._grid_resolution,
+                                                 self._body_radius))
         return planning.sample_start_goal(
             self.walk_map, gen, float(min_dist), float(max_dist), same_component, metric
         )

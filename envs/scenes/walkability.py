@@ -28,10 +28,18 @@ with :class:`egosim.sensors.raycast.RayCaster`:
 
 Connected regions are labelled with 4-connectivity (a path that moves diagonally only
 between two walkable orthogonal neighbours stays inside one region).
+
+Size guard: a grid of more than ``max_cells`` cells (default :data:`DEFAULT_MAX_WALK_CELLS`,
+the scene option ``walk_max_cells``; a cell costs about :data:`BYTES_PER_CELL` bytes while
+the map is computed) is refused before any work, with its size and a hint about units (a
+room in centimetres read as metres is 100 times too wide: 10,000 times the cells). A grid
+over a quarter of the limit (and over 1e7 cells) is computed with a warning.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,9 +50,18 @@ from scipy import ndimage
 if TYPE_CHECKING:  # the caster (Embree) is only needed once a map is computed
     from egosim.sensors.raycast import RayCaster
 
-__all__ = ["WalkMap", "compute_walkmap", "from_floor", "grid_shape", "MAX_GRID_RESOLUTION"]
+__all__ = ["WalkMap", "compute_walkmap", "from_floor", "grid_shape", "check_grid_size",
+           "units_hint", "no_walkable_message", "MAX_GRID_RESOLUTION",
+           "DEFAULT_MAX_WALK_CELLS", "BYTES_PER_CELL"]
 
 MAX_GRID_RESOLUTION = 0.10
+#: Default cap on walk-grid cells (``walk_max_cells``): 10,000 x 10,000, i.e. 500 m x 500 m
+#: at 5 cm, several GB while computing.
+DEFAULT_MAX_WALK_CELLS = 100_000_000
+#: Approximate peak memory per grid cell while a map is computed (floor heights, clearance,
+#: distance transform, labels).
+BYTES_PER_CELL = 70
+_WARN_CELLS = 10_000_000
 _CHUNK = 1 << 20
 _MAX_LAYERS = 64
 _EPS = 1e-3
@@ -139,6 +156,55 @@ def grid_shape(bounds: np.ndarray, resolution: float) -> tuple[tuple[int, int], 
     return (h, w), lo + 0.5 * resolution
 
 
+def units_hint(bounds: np.ndarray) -> str:
+    """A hint about the file's units when the ``(x, y)`` extent of ``bounds`` (metres) is
+    implausible for a walkable scene (under 0.5 m or over 500 m), else ``""``."""
+    ext = np.asarray(bounds, np.float64)
+    size = float(np.max(ext[1, :2] - ext[0, :2]))
+    if 0.5 <= size <= 500.0 or not math.isfinite(size):
+        return ""
+    if size > 500.0:
+        return (" Is the mesh in centimetres or millimetres? Load it with scale=0.01 "
+                "(centimetres) or scale=0.001 (millimetres) to get metres.")
+    factor = 10.0 ** max(1, round(math.log10(6.0 / max(size, 1e-9))))
+    return (f" At {size:.3g} m across it is smaller than a person: is the mesh in another "
+            f"unit than metres? Load it with a scale that converts to metres (e.g. "
+            f"scale={factor:g}).")
+
+
+def check_grid_size(bounds: np.ndarray, resolution: float,
+                    max_cells: int = DEFAULT_MAX_WALK_CELLS) -> tuple[int, int]:
+    """``(H, W)`` of the walk grid of ``bounds`` at ``resolution``, refused when too large.
+
+    Raises:
+        ValueError: more than ``max_cells`` cells; names the grid and scene size, the
+            memory it would take and a hint about units.
+    """
+    (h, w), _ = grid_shape(bounds, resolution)
+    cells = h * w
+    ext = np.asarray(bounds, np.float64)
+    sx, sy = (ext[1, :2] - ext[0, :2]).tolist()
+    size = (f"walk grid of {h} x {w} = {cells:.3g} cells ({sx:.4g} m x {sy:.4g} m at "
+            f"{resolution:g} m, ~{cells * BYTES_PER_CELL / 1e9:.3g} GB to compute)")
+    if cells > max_cells:
+        raise ValueError(
+            f"refusing a {size}: over walk_max_cells={max_cells:.3g}.{units_hint(bounds)} "
+            "Else raise the scene option walk_max_cells or grid_resolution."
+        )
+    if cells > max(max_cells / 4, _WARN_CELLS):
+        warnings.warn(f"computing a {size}; this takes minutes.{units_hint(bounds)}",
+                      stacklevel=3)
+    return h, w
+
+
+def no_walkable_message(bounds: np.ndarray, resolution: float, body_radius: float) -> str:
+    """The error text for a scene without walkable cells (its size and a units hint)."""
+    ext = np.asarray(bounds, np.float64)
+    sx, sy = (ext[1, :2] - ext[0, :2]).tolist()
+    return (f"the scene has no walkable cell (it spans {sx:.4g} m x {sy:.4g} m; walk grid at "
+            f"{resolution:g} m, walker radius {body_radius:g} m).{units_hint(bounds)}")
+
+
 def _floor_columns(
     caster: RayCaster,
     xy: np.ndarray,
@@ -203,6 +269,7 @@ def compute_walkmap(
     floor_tolerance: float = 0.15,
     max_slope_deg: float = 30.0,
     floor_level: float = 0.0,
+    max_cells: int | None = None,
 ) -> WalkMap:
     """Walkable grid of the triangles held by ``caster`` (see the module docstring).
 
@@ -217,7 +284,14 @@ def compute_walkmap(
         floor_tolerance: floor hits must lie within this distance of ``floor_level``, m.
         floor_level: height of the walkable floor, metres (0 by convention).
         max_slope_deg: steepest floor slope, degrees.
+        max_cells: largest grid computed (see :func:`check_grid_size`); None:
+            :data:`DEFAULT_MAX_WALK_CELLS`.
+
+    Raises:
+        ValueError: the grid would have more than ``max_cells`` cells.
     """
+    check_grid_size(bounds, resolution,
+                    DEFAULT_MAX_WALK_CELLS if max_cells is None else max_cells)
     (h, w), origin = grid_shape(bounds, resolution)
     z_top = float(bounds[1, 2]) + 1.0
     cos_slope = float(np.cos(np.deg2rad(max_slope_deg)))

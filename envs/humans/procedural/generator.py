@@ -20,6 +20,8 @@ exactly their format, so ``smplx.SMPLX(model_path=file)`` loads them unchanged:
 | ``dynamic_lmk_bary_coords``| (79, 17, 3)      |                                           |
 | ``joint_names``            | (55,)            | extra: SMPL-X joint names                 |
 | ``generator_version``      | ()               | extra: :data:`GENERATOR_VERSION`          |
+| ``cache_key``              | ()               | extra: ``<GENERATOR_VERSION>/<gender>``   |
+| ``checksum``               | ()               | extra: checksum of all the other arrays   |
 
 Generation (deterministic, ~10 s for all three genders on 2 cores) sculpts the body from
 implicit primitives (:mod:`.primitives`), meshes and decimates it to exactly 10,475 vertices
@@ -28,29 +30,58 @@ at their anatomical places (:mod:`.anatomy`), then derives skinning weights and 
 regressor (:mod:`.skinning`), shape/expression directions and the male/female variants
 (:mod:`.shape_space`), the hand basis (:mod:`.hands`) and the facial landmarks
 (:mod:`.landmarks`). Files are cached under ``cache_dir("bodies", GENERATOR_VERSION)``.
+
+The cached files are self-checking entries (:mod:`egosim.cache_entry`): before a file is
+used its keys, dtypes, shapes, finiteness, key and checksum are verified (once per process
+and file version); a missing or bad file (truncated, zeroed, garbage, a flipped bit) is
+reported (:class:`~egosim.cache_entry.CorruptCacheWarning`), deleted and generated again.
+Generation holds a file lock, so processes starting together generate once; files appear
+atomically (:mod:`egosim.atomic_io`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from egosim.atomic_io import file_lock
+from egosim.cache_entry import ArraySpec, discard_entry, entry_problem, read_npz, save_entry
 from egosim.envs.humans.model_files import GENDERS, model_filename
 from egosim.envs.humans.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_HEIGHT, rest_joints
 
-__all__ = ["GENERATOR_VERSION", "NUM_VERTICES", "generate_body_arrays",
-           "procedural_model_path", "procedural_model_dir"]
+__all__ = ["GENERATOR_VERSION", "NUM_VERTICES", "BODY_FILE_SPEC", "generate_body_arrays",
+           "body_file_problem", "procedural_model_path", "procedural_model_dir"]
 
 #: Bump whenever the generated arrays change; it keys the cache.
-GENERATOR_VERSION = "procedural-smplx-1"
+GENERATOR_VERSION = "procedural-smplx-2"
 #: SMPL-X's vertex count.
 NUM_VERTICES = 10475
 #: Marching-cubes grid step (m).
 GRID_SPACING = 0.004
 _NUM_POSE_BASIS = (NUM_JOINTS - 1) * 9
+_NUM_FACES = 20946
+
+#: Layout of a procedural file (checked before use).
+BODY_FILE_SPEC: dict[str, ArraySpec] = {
+    "v_template": ArraySpec("float64", (NUM_VERTICES, 3), finite=True),
+    "f": ArraySpec("int32", (_NUM_FACES, 3)),
+    "J_regressor": ArraySpec("float64", (NUM_JOINTS, NUM_VERTICES), finite=True),
+    "weights": ArraySpec("float64", (NUM_VERTICES, NUM_JOINTS), finite=True),
+    "kintree_table": ArraySpec("int64", (2, NUM_JOINTS)),
+    "shapedirs": ArraySpec("float64", (NUM_VERTICES, 3, 20), finite=True),
+    "posedirs": ArraySpec("float32", (NUM_VERTICES, 3, _NUM_POSE_BASIS), finite=True),
+    "hands_componentsl": ArraySpec("float64", (45, 45), finite=True),
+    "hands_componentsr": ArraySpec("float64", (45, 45), finite=True),
+    "hands_meanl": ArraySpec("float64", (45,), finite=True),
+    "hands_meanr": ArraySpec("float64", (45,), finite=True),
+    "lmk_faces_idx": ArraySpec("int64", (51,)),
+    "lmk_bary_coords": ArraySpec("float64", (51, 3), finite=True),
+    "dynamic_lmk_faces_idx": ArraySpec("int64", (79, 17)),
+    "dynamic_lmk_bary_coords": ArraySpec("float64", (79, 17, 3), finite=True),
+    "joint_names": ArraySpec("U", (NUM_JOINTS,)),
+    "generator_version": ArraySpec("U", ()),
+}
 
 
 def _neutral_mesh() -> dict[str, np.ndarray]:
@@ -139,29 +170,53 @@ def procedural_model_dir() -> Path:
     return cache_dir("bodies", GENERATOR_VERSION)
 
 
-def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npz")
-    os.close(fd)
+def _entry_key(gender: str) -> str:
+    return f"{GENERATOR_VERSION}/{gender}"
+
+
+#: (path, gender) -> (inode, size, mtime) of the file when last found good in this process.
+_GOOD: dict[tuple[Path, str], tuple[int, int, int]] = {}
+
+
+def body_file_problem(path: Path, gender: str) -> str | None:
+    """What is wrong with the procedural file ``path`` of ``gender`` (``"missing"`` when
+    absent), or None when it is good; good results are remembered per file version."""
     try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if _GOOD.get((path, gender)) == ident:
+        return None
+    arrays, problem = read_npz(path)
+    if arrays is not None:
+        problem = entry_problem(arrays, _entry_key(gender), BODY_FILE_SPEC)
+    if problem is None:
+        _GOOD[(path, gender)] = ident
+    return problem
 
 
 def procedural_model_path(gender: str = "neutral") -> Path:
-    """Path of the cached procedural ``SMPLX_{GENDER}.npz``, generating all three if missing.
+    """Path of the cached procedural ``SMPLX_{GENDER}.npz``, checked; a missing or bad file
+    (reported and deleted) is generated again, with the other genders' missing or bad ones.
 
-    Safe with several processes: files appear atomically (a race only costs a second
-    generation).
+    Safe with several processes: generation holds a lock (the others wait, then use its
+    files) and files appear atomically.
     """
     name = model_filename(gender)
     folder = procedural_model_dir()
     path = folder / name
-    if not path.exists():
-        for g, arrays in generate_body_arrays().items():
-            target = folder / model_filename(g)
-            if not target.exists():
-                _write_atomic(target, arrays)
+    if body_file_problem(path, gender) is None:
+        return path
+    with file_lock(folder / "generate"):
+        bad = {g: body_file_problem(folder / model_filename(g), g) for g in GENDERS}
+        bad = {g: problem for g, problem in bad.items() if problem is not None}
+        if bad:
+            for g, problem in bad.items():
+                if problem != "missing":
+                    discard_entry(folder / model_filename(g), problem, "procedural body file")
+            generated = generate_body_arrays()
+            for g in bad:
+                target = folder / model_filename(g)
+                save_entry(target, _entry_key(g), generated[g], compress=True)
     return path
