@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from egosim.config import ConfigValueError, StrictModel, check_seed_range, is_set
-from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
+from egosim.config import ConfigValueError, SeedRange, StrictModel, is_set
+from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig, SceneSpec
 
 __all__ = ["PPOSection", "PolicySection", "StageSection", "ImitationSection",
            "SelectionSection", "TrainAgentConfig", "EvalAgentConfig"]
@@ -111,15 +111,11 @@ class SelectionSection(StrictModel):
 
     episodes: int = Field(32, ge=0, le=100_000, description="validation episodes per "
                           "candidate (0: no selection)")
-    scene_seeds: tuple[int, int] = Field((200, 300), description="[low, high) validation "
+    scene_seeds: SeedRange = Field((200, 300), description="[low, high) validation "
                                          "scene seeds")
     seed: int = Field(50_000, ge=0, description="sub-env i's generator seed is seed + i")
     num_envs: int = Field(16, ge=1, le=4096)
 
-    @field_validator("scene_seeds")
-    @classmethod
-    def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
-        return check_seed_range("scene_seeds", value)
 
 
 def _default_stages() -> list[StageSection]:
@@ -192,7 +188,8 @@ class EvalAgentConfig(StrictModel):
     give one of the two, and both hold its value.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
     same_setting: ClassVar[tuple[tuple[str, str], ...]] = (
         ("scene", "env.scene.spec"),
@@ -209,9 +206,9 @@ class EvalAgentConfig(StrictModel):
                                          "cost (m) for frames near other humans (crowds)")
     episodes: int = Field(64, ge=1, le=100_000, description="episodes per controller")
     seed: int = Field(100_000, ge=0, description="sub-env i's generator seed is seed + i")
-    scene: str = Field("procedural:apartment", description="scenes.load spec "
+    scene: SceneSpec = Field("procedural:apartment", description="scenes.load spec "
                        "(= env.scene.spec)")
-    scene_seeds: tuple[int, int] = Field((1000, 2000), description="[low, high) held-out "
+    scene_seeds: SeedRange = Field((1000, 2000), description="[low, high) held-out "
                                          "scene seeds (= env.scene.seed_range; training "
                                          "uses [0, 200))")
     crowd: bool = Field(False, description="EgoCrowd: the policy drives every human")
@@ -228,14 +225,3 @@ class EvalAgentConfig(StrictModel):
     env: CrowdEnvConfig = Field(default_factory=CrowdEnvConfig, description="the env; its "
                                 "crowd section is used only when crowd is true")
 
-    @field_validator("scene")
-    @classmethod
-    def _valid_scene(cls, value: str) -> str:
-        from egosim.envs.scenes.specs import check_scene_spec
-
-        return check_scene_spec(value)
-
-    @field_validator("scene_seeds")
-    @classmethod
-    def _valid_seeds(cls, value: tuple[int, int]) -> tuple[int, int]:
-        return check_seed_range("scene_seeds", value)

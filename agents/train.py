@@ -155,6 +155,11 @@ def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
     env_cfg = with_overrides(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
     rows = []
     for p in paths:
+        problem = checkpoint_problem(p)
+        if problem is not None:  # a damaged candidate is skipped, not fatal
+            print(f"train-agent: skipping checkpoint {p} in the selection: it is bad "
+                  f"({problem})", file=sys.stderr)
+            continue
         venv = SB3VecEnv(num_envs=sel.num_envs, config=env_cfg)
         venv.seed(sel.seed)  # the same scenes, starts and goals for every candidate
         m = run_episodes(venv, policy_controller(PPO.load(p, device="cpu"), 1, True),

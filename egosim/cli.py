@@ -16,6 +16,7 @@ overrides (dotted keys into the config), e.g.::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,7 +205,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"egosim {args.command}: {exc}", file=sys.stderr)
         return 2
-    job.run(cfg)
+    return _run_job(args.command, job.run, cfg)
+
+
+#: Set this environment variable to see the traceback of an input error instead of one line.
+TRACEBACK_ENV = "EGOSIM_TRACEBACK"
+
+
+def _run_job(command: str, run: Callable[[Any], None], cfg: Any) -> int:
+    """Run a job; an input error found at run time (a missing or unreadable file, a mesh or
+    model file that fails its checks: ``OSError`` or ``ValueError``) exits 2 with one line
+    naming it, like a config error; ``EGOSIM_TRACEBACK=1`` re-raises it instead."""
+    try:
+        run(cfg)
+    except (OSError, ValueError) as exc:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"egosim {command}: error: {text} (set {TRACEBACK_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -19,10 +19,10 @@ import os
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from egosim.paths import configs_dir
 
@@ -31,11 +31,13 @@ __all__ = [
     "ConfigValueError",
     "StrictModel",
     "apply_overrides",
+    "SeedRange",
     "check_seed_range",
     "dump_config",
     "format_validation_error",
     "is_set",
     "load_config",
+    "normalize_overrides",
     "parse_overrides",
     "with_overrides",
 ]
@@ -91,7 +93,8 @@ def _replaced(model: BaseModel, parts: list[str], value: Any) -> BaseModel:
 
 
 class StrictModel(BaseModel):
-    """The base of every config schema: unknown keys are errors, assignments are validated.
+    """The base of every config schema: unknown keys are errors, assignments are validated,
+    and every float must be finite (NaN and inf are errors naming the key).
 
     ``same_setting`` lists pairs of dotted keys (a shorthand and the key it stands for, of
     the same type and rules) that set one value. At most one key of a pair may be given in
@@ -101,7 +104,7 @@ class StrictModel(BaseModel):
     other.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     same_setting: ClassVar[tuple[tuple[str, str], ...]] = ()
 
@@ -121,12 +124,22 @@ class StrictModel(BaseModel):
         return self
 
 
-def check_seed_range(name: str, value: tuple[int, int]) -> tuple[int, int]:
+#: Largest seed: seeds are numpy int64 values.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed_range(value: tuple[int, int]) -> tuple[int, int]:
     """Return ``value`` if it is a half-open seed range ``[low, high)`` with
-    ``0 <= low < high``; else ValueError naming the field ``name``."""
-    if not 0 <= value[0] < value[1]:
-        raise ValueError(f"{name} must be [low, high) with 0 <= low < high; got {value}")
+    ``0 <= low < high <= 2**63 - 1`` (seeds are int64); else ValueError (pydantic adds the
+    key to the message)."""
+    if not 0 <= value[0] < value[1] <= MAX_SEED:
+        raise ValueError(f"must be [low, high) with 0 <= low < high <= 2**63 - 1; got "
+                         f"{list(value)}")
     return value
+
+
+#: A validated ``[low, high)`` seed range (for config fields).
+SeedRange = Annotated[tuple[int, int], AfterValidator(check_seed_range)]
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -271,10 +284,30 @@ def _validate(data: dict[str, Any], schema: type[M], source: str) -> M:
         raise ConfigError(format_validation_error(source, exc, schema)) from None
 
 
-def _parsed(overrides: list[str] | tuple[str, ...] | dict[str, Any] | None) -> dict[str, Any]:
-    if not overrides:
+def normalize_overrides(overrides: object) -> dict[str, Any]:
+    """Overrides as a dotted-key dict: None or empty -> ``{}``; a dict as it is; one
+    ``"key=value"`` string or a list / tuple of them parsed by :func:`parse_overrides`.
+
+    Raises:
+        ConfigError: any other type, or an item that is not a ``key=value`` string.
+    """
+    if overrides is None:
         return {}
-    return dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    if isinstance(overrides, str):
+        return parse_overrides([overrides]) if overrides.strip() else {}
+    if isinstance(overrides, (list, tuple)):
+        bad = [o for o in overrides if not isinstance(o, str)]
+        if bad:
+            raise ConfigError(f"overrides must be 'key=value' strings; got {bad[0]!r} "
+                              f"({type(bad[0]).__name__})")
+        return parse_overrides(overrides)
+    raise ConfigError(f"overrides must be a 'key=value' string, a list of them or a dict of "
+                      f"dotted keys; got {type(overrides).__name__}")
+
+
+_parsed = normalize_overrides
 
 
 def load_config(
@@ -297,9 +330,13 @@ def load_config(
     """
     path = _resolve_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not a UTF-8 text file (binary?): {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config {path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
     parsed = _parsed(overrides)

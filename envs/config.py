@@ -13,42 +13,35 @@ world with or without a crowd section).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from egosim.config import ConfigValueError, StrictModel, check_seed_range
+from egosim.config import MAX_SEED, ConfigValueError, SeedRange, StrictModel
 from egosim.envs.observation import OBS_KEYS
+from egosim.envs.scenes.specs import check_scene_spec
 
-__all__ = ["ActionSection", "CameraSection", "CrowdEnvConfig", "CrowdSection",
+__all__ = ["SceneSpec", "ActionSection", "CameraSection", "CrowdEnvConfig", "CrowdSection",
            "EpisodeSection", "GoalSection", "LocomotionEnvConfig", "PriorSection",
            "RenderSection", "RewardSection", "RewardWeights", "SceneSection",
            "SensingSection", "crowd_config", "locomotion_config"]
 
 
+#: A validated scene spec: one of ``egosim.envs.scenes.SPECS`` or a mesh-file path.
+SceneSpec = Annotated[str, AfterValidator(check_scene_spec)]
+
 class SceneSection(StrictModel):
     """Which scene each episode uses (``egosim.envs.scenes.load``)."""
 
-    spec: str = Field("procedural:apartment", description="scenes.load spec or mesh path")
-    seed: int | None = Field(None, ge=0, description="fixed scene seed; null: a new seed "
-                             "per episode, drawn from seed_range")
-    seed_range: tuple[int, int] = Field((0, 200), description="[low, high) of per-episode "
-                                        "scene seeds (keep evaluation seeds outside it)")
+    spec: SceneSpec = Field("procedural:apartment", description="scenes.load spec or mesh "
+                            "path")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="fixed scene seed; null: a "
+                             "new seed per episode, drawn from seed_range")
+    seed_range: SeedRange = Field((0, 200), description="[low, high) of per-episode scene "
+                                  "seeds (keep evaluation seeds outside it)")
     cache_size: int = Field(16, ge=1, le=4096, description="scenes kept in memory per process")
     options: dict[str, Any] = Field(default_factory=dict, description="extra scenes.load "
                                     "options (grid_resolution, body_radius, num_rooms, ...)")
-
-    @field_validator("spec")
-    @classmethod
-    def _valid_spec(cls, value: str) -> str:
-        from egosim.envs.scenes.specs import check_scene_spec
-
-        return check_scene_spec(value)
-
-    @field_validator("seed_range")
-    @classmethod
-    def _valid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        return check_seed_range("seed_range", value)
 
 
 class GoalSection(StrictModel):

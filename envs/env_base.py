@@ -46,7 +46,7 @@ def resolve_config(config: ConfigLike, overrides: list[str] | dict[str, Any] | N
         dump_config,
         format_validation_error,
         load_config,
-        parse_overrides,
+        normalize_overrides,
         with_overrides,
     )
 
@@ -62,8 +62,7 @@ def resolve_config(config: ConfigLike, overrides: list[str] | dict[str, Any] | N
         raise ConfigError(f"config must be a config name, a YAML path, a dict or a "
                           f"{schema.__name__}; got {type(config).__name__}")
     if overrides:
-        parsed = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        config = apply_overrides(config, parsed)
+        config = apply_overrides(config, normalize_overrides(overrides))
     try:
         return schema.model_validate(config)
     except ValidationError as exc:
@@ -112,19 +111,25 @@ def check_action(action: Any, space: spaces.Box, lead: tuple[int, ...] = ()) -> 
             clipped silently).
     """
     try:
-        a = np.asarray(action, dtype=np.float32)
+        raw = np.asarray(action)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"action must be an array of floats; got {type(action).__name__} "
-                         f"({exc})") from None
+        raise ValueError(f"action must be an array of real numbers; got "
+                         f"{type(action).__name__} ({exc})") from None
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"action must be an array of real numbers (int or float); got dtype "
+                         f"{raw.dtype} ({type(action).__name__}): bool, complex and object "
+                         "actions are refused")
     want = lead + space.shape
-    if a.shape != want:
-        raise ValueError(f"action must have shape {want} (latent z / scale); got {a.shape}")
-    if not np.all(np.isfinite(a)):
+    if raw.shape != want:
+        raise ValueError(f"action must have shape {want} (latent z / scale); got {raw.shape}")
+    wide = raw.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(wide)):
         raise ValueError("action contains NaN or inf")
-    if np.any(np.abs(a) > 1.0 + 1e-6):
+    worst = float(np.max(np.abs(wide))) if wide.size else 0.0
+    if worst > 1.0 + 1e-6:
         raise ValueError(f"action values must lie in [-1, 1] (z = action.scale * action); "
-                         f"got min {a.min():.3g}, max {a.max():.3g}")
-    return a
+                         f"got min {float(wide.min())!r}, max {float(wide.max())!r}")
+    return raw.astype(np.float32)
 
 
 def flatten_obs(obs: dict[str, np.ndarray], camera_uuids: list[str], n: int

@@ -163,3 +163,13 @@ def test_load_entry_reports_and_deletes_a_bad_file(tmp_path):
         assert load_entry(path, "k1", SPEC) is None
     assert not path.exists()
     assert load_entry(path, "k1", SPEC) is None  # absent: silent
+
+
+def test_primitive_set_save_keeps_np_savez_naming(tmp_path):
+    from egosim.envs.motion.training_data import load_primitives, synthetic_primitives
+
+    data = synthetic_primitives(2, 40, seed=0)
+    data.save(tmp_path / "prims")  # np.savez appended ".npz"; so does the atomic writer
+    assert _listing(tmp_path) == ["prims.npz"]
+    back = load_primitives(tmp_path / "prims.npz")
+    assert np.array_equal(back.markers, data.markers)

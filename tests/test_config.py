@@ -216,3 +216,54 @@ def test_rules_over_several_keys_name_them() -> None:
     message = format_validation_error("<test>", info.value, _Job)
     assert "keys 'range.high', 'range.low': high must exceed low" in message
     assert "''" not in message
+
+
+@pytest.mark.parametrize("value", ["[0, 10000000000000000000000]", "[5, 5]", "[-1, 3]"])
+def test_seed_ranges_must_fit_int64_and_be_half_open(value: str) -> None:
+    from egosim.envs.config import LocomotionEnvConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_config("env_locomotion", [f"scene.seed_range={value}"], schema=LocomotionEnvConfig)
+    assert "scene.seed_range" in str(info.value) and "2**63 - 1" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_nan_and_inf_floats_are_refused_naming_the_key(value: str) -> None:
+    from egosim.envs.config import LocomotionEnvConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_config("env_locomotion", [f"reward.weights.progress={value}"],
+                    schema=LocomotionEnvConfig)
+    assert "reward.weights.progress" in str(info.value)
+    assert "finite" in str(info.value)
+
+
+def test_a_single_override_string_is_accepted_and_other_types_refused() -> None:
+    from egosim.envs.config import LocomotionEnvConfig
+    from egosim.envs.env_base import resolve_config
+
+    cfg = resolve_config(None, "scene.seed=3", LocomotionEnvConfig)
+    assert cfg.scene.seed == 3
+    with pytest.raises(ConfigError, match="overrides must be"):
+        resolve_config(None, 3, LocomotionEnvConfig)
+    with pytest.raises(ConfigError, match="key=value"):
+        resolve_config(None, ["scene.seed=3", 4], LocomotionEnvConfig)
+
+
+def test_binary_yaml_is_a_config_error(tmp_path: Path) -> None:
+    from egosim.envs.config import LocomotionEnvConfig
+
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(ConfigError, match="binary.yaml"):
+        load_config(path, schema=LocomotionEnvConfig)
+
+
+def test_cli_missing_or_corrupt_mesh_exits_2_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.obj"
+    bad.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n")
+    for spec, needle in ((tmp_path / "missing.obj", "not found"), (bad, "bad.obj")):
+        assert main(["scene", f"scene.spec={spec}", f"output_dir={tmp_path}"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1

@@ -39,6 +39,7 @@ def _read(path: Path) -> np.ndarray:
     return np.stack([f for f in imageio.get_reader(str(path))])
 
 
+@pytest.mark.slow
 def test_demo_writes_crowd_video_of_humans_walking(demo_run: dict[str, Any]) -> None:
     summary = demo_run["summary"]
     crowd = summary["crowd_video"]

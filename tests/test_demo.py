@@ -19,6 +19,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,6 +72,7 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     assert 1.4 < eye_height < 1.75, eye_height
 
 
+@pytest.mark.slow
 def test_demo_is_deterministic(cache: Path) -> None:
     from egosim.apps.config import DemoConfig
     from egosim.apps.demo import run_demo

@@ -40,6 +40,7 @@ def _run(env, seed, actions):
 
 @pytest.mark.parametrize("env_id, extra", [("egosim/EgoLocomotion-v0", {}),
                                            ("egosim/EgoCrowd-v0", {"crowd.num_humans": 2})])
+@pytest.mark.slow
 def test_checkers_pass_without_warnings(env_id, extra):
     env = gym.make(env_id, overrides=overrides(**extra))
     with warnings.catch_warnings():

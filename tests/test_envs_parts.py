@@ -103,3 +103,37 @@ def test_shipped_env_configs_validate():
 def test_bad_env_config_values_are_named(override, key):
     with pytest.raises(ConfigError, match=key.split(".")[-1]):
         load_config("env_locomotion", [override], schema=LocomotionEnvConfig)
+
+
+@pytest.mark.parametrize(
+    ("action", "needle"),
+    [
+        (np.full(4, 0.5 + 0.5j), "complex"),
+        (np.ones(4, dtype=bool), "bool"),
+        (np.array(["a"] * 4), "real numbers"),
+        (np.full(4, 1.0001), "max 1.0001"),
+        (np.full(4, 1.0 + 1e-5, dtype=np.float64), "max 1.00001"),
+        (np.array([0.0, np.nan, 0.0, 0.0]), "NaN"),
+        (np.zeros(3), "shape (4,)"),
+    ],
+)
+def test_actions_must_be_real_finite_and_in_range(action, needle):
+    from gymnasium import spaces
+
+    from egosim.envs.env_base import check_action
+
+    space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+    with pytest.raises(ValueError, match=None) as info:
+        check_action(action, space)
+    assert needle in str(info.value)
+
+
+def test_integer_and_float_actions_in_range_are_accepted():
+    from gymnasium import spaces
+
+    from egosim.envs.env_base import check_action
+
+    space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+    out = check_action(np.array([1, 0, -1, 0]), space)
+    assert out.dtype == np.float32 and out.tolist() == [1.0, 0.0, -1.0, 0.0]
+    assert check_action(np.full(4, 1.0 + 1e-7), space).dtype == np.float32

@@ -52,6 +52,7 @@ def test_batched_env_matches_single_envs_and_autoresets():
     venv.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_make_vec_sync_async(mode):
     kw = {"vector_kwargs": {"context": "spawn"}} if mode == "async" else {}

@@ -567,9 +567,11 @@ def test_huge_walk_grid_is_refused_with_a_units_hint(cache, tmp_path):
     trimesh.creation.box(extents=[600, 400, 10]).export(path)
     with pytest.raises(ValueError, match=r"8000 x 12000.*centimetres.*scale=0\.01"):
         load(path, walk_max_cells=50_000_000).walkable  # noqa: B018
+    with pytest.raises(ValueError, match=r"8000 x 12000.*centimetres.*scale=0\.01"):
+        load(path).walkable  # noqa: B018  (the default limit refuses it too)
     scene = load(path)
-    with pytest.warns(UserWarning, match="centimetres"):  # under the default: a warning
-        check_grid_size(scene.bounds, scene.grid_resolution)
+    with pytest.warns(UserWarning, match="centimetres"):  # under a raised limit: a warning
+        check_grid_size(scene.bounds, scene.grid_resolution, max_cells=150_000_000)
     with pytest.raises(ValueError, match="walk_max_cells=5e"):  # 6 m x 4 m: 9,600 cells
         load(path, scale=0.01, walk_max_cells=5000).walkable  # noqa: B018
     with no_corrupt_warning(), warnings.catch_warnings():

@@ -313,6 +313,7 @@ def test_hand_basis_and_landmarks(neutral):
     assert lm[19:25, 0].mean() < 0 < lm[25:31, 0].mean()  # right eye at -x, left at +x
 
 
+@pytest.mark.slow
 def test_generation_deterministic(model_files):
     again = procedural.generate_body_arrays()
     for g, path in model_files.items():

@@ -3,8 +3,8 @@
 Layers, bottom to top (a module may import its own layer or lower ones):
 
 ====  =====================================================================================
-0     generic machinery: ``egosim.paths``, ``egosim.config``, ``egosim.config_base``,
-      ``egosim.configs``, ``egosim.atomic_io``, ``egosim.cache_entry``
+0     generic machinery: ``egosim.paths``, ``egosim.config``, ``egosim.configs``,
+      ``egosim.atomic_io``, ``egosim.cache_entry``
 1     ``egosim.sensors.*`` (triangles and poses)
 2     ``egosim.envs.*`` (the world, the envs)
 3     ``egosim.agents.*`` and ``egosim.egom2p.*`` (siblings: neither imports the other)
@@ -42,7 +42,6 @@ TOP = "egosim"
 LAYERS: tuple[tuple[str, int, str], ...] = (
     ("egosim.paths", 0, "generic"),
     ("egosim.config", 0, "generic"),
-    ("egosim.config_base", 0, "generic"),
     ("egosim.configs", 0, "generic"),
     ("egosim.atomic_io", 0, "generic"),
     ("egosim.cache_entry", 0, "generic"),
@@ -326,6 +325,7 @@ CHECK_NO_SB3 = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_envs_do_not_import_stable_baselines3():
     out = subprocess.run([sys.executable, "-c", CHECK_NO_SB3], cwd=ROOT / "tests",
                          capture_output=True, text=True, timeout=600)

@@ -151,6 +151,7 @@ def test_canonicalize_params_matches_point_transform():
     assert np.abs(m_c - canon[0]).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_dataset_build_is_deterministic_and_saves(small_config, small_dataset, tmp_path):
     again = build_primitive_dataset(small_config, progress=False)
     for key in ("markers", "origin", "rot", "betas", "gender", "clip_id"):

@@ -142,6 +142,7 @@ def test_cvae_loss_terms():
     assert float(loss["robust_kl"]) == pytest.approx(np.sqrt(1 + 64.0**2) - 1, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cvae_beats_constant_velocity_on_held_out(walks):
     train, held = walks
     x = torch.from_numpy(train.markers).reshape(-1, 201)
@@ -172,6 +173,7 @@ def test_constant_velocity_is_exact_for_linear_motion():
 
 
 # -- regressor ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_regressor_learns_body_model_samples(body, walks):
     train, held = walks
     poses = np.concatenate([train.global_orient[..., None, :],

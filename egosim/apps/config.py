@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from egosim.config import StrictModel
+from egosim.envs.config import SceneSpec
 
 __all__ = ["DemoConfig", "PriorVideoConfig", "SceneConfig", "SceneJobConfig"]
 
@@ -23,19 +24,13 @@ class SceneConfig(StrictModel):
     Units: metres.
     """
 
-    spec: str = Field("procedural:apartment", description="scenes.load spec or mesh path")
+    spec: SceneSpec = Field("procedural:apartment", description="scenes.load spec or mesh path")
     seed: int = Field(0, ge=0, description="generator seed for procedural scenes")
     up_axis: Literal["z", "y"] = Field("z", description="up axis of a mesh file")
     grid_resolution: float = Field(0.05, gt=0.0, le=0.10, description="walkability cell, m")
     body_radius: float = Field(0.25, gt=0.0, le=1.0, description="clearance radius, m")
     body_height: float = Field(1.8, gt=0.5, le=2.5, description="clearance height, m")
 
-    @field_validator("spec")
-    @classmethod
-    def _valid_spec(cls, value: str) -> str:
-        from egosim.envs.scenes.specs import check_scene_spec
-
-        return check_scene_spec(value)
 
 
 class DemoConfig(StrictModel):

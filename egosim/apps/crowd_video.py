@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from egosim.atomic_io import atomic_path
 from egosim.envs.motion.primitive_windows import MOTION_FPS
 from egosim.envs.topdown import human_color
 
@@ -178,77 +179,78 @@ def _run(out_path: str | Path, scene_spec: str, scene_seed: int | None,
     at_goal = np.zeros(n, bool)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = imageio.get_writer(out_path, fps=fps, macro_block_size=1)
-    bar = tqdm(total=max_frames, desc="crowd video", unit="frame", disable=not progress)
-    written, steps, frame_shape = 0, 0, None
-    last: dict[str, np.ndarray] = {}
+    with atomic_path(out_path) as tmp_path:  # the MP4 appears only when complete
+        writer = imageio.get_writer(tmp_path, fps=fps, macro_block_size=1)
+        bar = tqdm(total=max_frames, desc="crowd video", unit="frame", disable=not progress)
+        written, steps, frame_shape = 0, 0, None
+        last: dict[str, np.ndarray] = {}
 
-    def emit(rollout: Any) -> None:
-        """Render the video frames that fall in ``rollout`` (one world's
-        :class:`~egosim.envs.simulation.FrameRollout`; a stopped human's rows already
-        repeat its last pose)."""
-        nonlocal eyes_now, pelvis_last
-        numbers = rollout.frames[0]
-        wanted = motion_index[written:]
-        wanted = wanted[(wanted >= numbers[0]) & (wanted <= numbers[-1])]
-        if not len(wanted):
-            return
-        sub = rollout.select_frames(wanted - numbers[0])
-        verts = proxy.vertices(sim.vertices(sub))  # (N, F, V', 3)
-        for k in range(len(wanted)):
-            eyes_now = sub.eyes[:, k]
-            pelvis = sub.joints[:, k, 0].astype(np.float64)
-            if pelvis_last is None:
+        def emit(rollout: Any) -> None:
+            """Render the video frames that fall in ``rollout`` (one world's
+            :class:`~egosim.envs.simulation.FrameRollout`; a stopped human's rows already
+            repeat its last pose)."""
+            nonlocal eyes_now, pelvis_last
+            numbers = rollout.frames[0]
+            wanted = motion_index[written:]
+            wanted = wanted[(wanted >= numbers[0]) & (wanted <= numbers[-1])]
+            if not len(wanted):
+                return
+            sub = rollout.select_frames(wanted - numbers[0])
+            verts = proxy.vertices(sim.vertices(sub))  # (N, F, V', 3)
+            for k in range(len(wanted)):
+                eyes_now = sub.eyes[:, k]
+                pelvis = sub.joints[:, k, 0].astype(np.float64)
+                if pelvis_last is None:
+                    pelvis_last = pelvis
+                for i in range(n):
+                    tmap.trail(pelvis_last[i], pelvis[i], i)
                 pelvis_last = pelvis
-            for i in range(n):
-                tmap.trail(pelvis_last[i], pelvis[i], i)
-            pelvis_last = pelvis
-            heads, views = recorder.frame(eyes_now, meshes=proxy.meshes(verts[:, k], albedo,
-                                                                        person),
-                                          wearer=np.arange(n))
-            last["views"] = views["rgb"]
-            img = tmap.frame()
-            for i in range(n):
-                tmap.footprint(verts[i, k], i, img)
-                tmap.gaze(heads[i, :3, 3], heads[i, :3, 2], _GAZE_LEN_M, img)
-            last["map"] = img
-            write()
+                heads, views = recorder.frame(eyes_now, meshes=proxy.meshes(verts[:, k], albedo,
+                                                                            person),
+                                              wearer=np.arange(n))
+                last["views"] = views["rgb"]
+                img = tmap.frame()
+                for i in range(n):
+                    tmap.footprint(verts[i, k], i, img)
+                    tmap.gaze(heads[i, :3, 3], heads[i, :3, 2], _GAZE_LEN_M, img)
+                last["map"] = img
+                write()
 
-    def write() -> None:
-        """Append the latest views and map (labels as of now) as one video frame."""
-        nonlocal written, frame_shape
-        views = last["views"]
-        frame = np.concatenate([_ego_panel(views[i], i, at_goal[i]) for i in range(n)]
-                               + [last["map"]], axis=1)
-        h, w = frame.shape[:2]
-        if h % 2 or w % 2:  # the H.264 encoder wants even sides: pad a black row/column
-            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
-        writer.append_data(frame)
-        frame_shape = frame.shape
-        paths.append(pelvis_last.copy())
-        eyes_all.append(eyes_now.copy())
-        written += 1
-        bar.update(1)
+        def write() -> None:
+            """Append the latest views and map (labels as of now) as one video frame."""
+            nonlocal written, frame_shape
+            views = last["views"]
+            frame = np.concatenate([_ego_panel(views[i], i, at_goal[i]) for i in range(n)]
+                                   + [last["map"]], axis=1)
+            h, w = frame.shape[:2]
+            if h % 2 or w % 2:  # the H.264 encoder wants even sides: pad a black row/column
+                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
+            writer.append_data(frame)
+            frame_shape = frame.shape
+            paths.append(pelvis_last.copy())
+            eyes_all.append(eyes_now.copy())
+            written += 1
+            bar.update(1)
 
-    try:
-        with torch.no_grad():
-            emit(sim.last_rollout.world(0).select_frames([-1]))  # the start pose: frame 0
-            done = False
-            while written < max_frames and not done:
-                action = act({k: v[None] for k, v in obs.items()})[0]
-                obs, _r, terminated, truncated, info = env.step(action)
-                steps += 1
-                done = terminated or truncated
-                emit(sim.last_rollout.world(0))
-                at_goal = np.asarray(info["successes"], bool)
-            if done:  # hold the final state a moment, with its labels up to date
-                for _ in range(min(max_frames - written, int(round(_HOLD_SECONDS * fps)))):
-                    write()
-    finally:
-        bar.close()
-        writer.close()
-        renderer.close()
-        env.close()
+        try:
+            with torch.no_grad():
+                emit(sim.last_rollout.world(0).select_frames([-1]))  # the start pose: frame 0
+                done = False
+                while written < max_frames and not done:
+                    action = act({k: v[None] for k, v in obs.items()})[0]
+                    obs, _r, terminated, truncated, info = env.step(action)
+                    steps += 1
+                    done = terminated or truncated
+                    emit(sim.last_rollout.world(0))
+                    at_goal = np.asarray(info["successes"], bool)
+                if done:  # hold the final state a moment, with its labels up to date
+                    for _ in range(min(max_frames - written, int(round(_HOLD_SECONDS * fps)))):
+                        write()
+        finally:
+            bar.close()
+            writer.close()
+            renderer.close()
+            env.close()
     path_arr = np.stack(paths, axis=1)  # (N, T, 3)
     walked = np.linalg.norm(np.diff(path_arr[..., :2], axis=1), axis=-1).sum(axis=1)
     return {"video": out_path, "frames": written, "seconds": written / fps, "steps": steps,

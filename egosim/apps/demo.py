@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from egosim.apps.config import DemoConfig, SceneConfig, SceneJobConfig
 from egosim.apps.visualize import turntable
+from egosim.atomic_io import atomic_path
 from egosim.envs.humans.model_files import GENDERS
 from egosim.envs.topdown import topdown_map
 
@@ -68,8 +69,8 @@ def standing_pose(rng: np.random.Generator) -> np.ndarray:
 
 
 def _save(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, image)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, image)
     return path
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from egosim.apps.config import PriorVideoConfig
+from egosim.atomic_io import atomic_path
 
 __all__ = ["floor_grid", "render_prior_video"]
 
@@ -104,7 +105,8 @@ def render_prior_video(cfg: PriorVideoConfig) -> dict[str, Any]:
     renderer.close()
     path = Path(cfg.output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(path, frames, fps=cfg.fps, macro_block_size=1)
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(tmp, frames, fps=cfg.fps, macro_block_size=1)
     feet = markers[:, :, FOOT_MARKER_INDICES, 2]
     summary = {"video": path, "frames": t, "seconds": t / cfg.fps,
                "lowest_foot_m": float(feet.min()), "finite": bool(np.isfinite(verts).all())}

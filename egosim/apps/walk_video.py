@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 from skimage.draw import disk
 from tqdm import tqdm
 
+from egosim.atomic_io import atomic_path
 from egosim.envs.motion.primitive_windows import MOTION_FPS
 
 __all__ = ["scripted_walk", "render_walk_video", "colorize_depth", "colorize_labels"]
@@ -189,7 +190,8 @@ def render_walk_video(scene: Any, path: np.ndarray, out_path: str | Path, *,
     renderer.close()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(out_path, frames, fps=fps, macro_block_size=1)
+    with atomic_path(out_path) as tmp:
+        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
     return {"video": out_path, "frames": n, "seconds": n / fps,
             "walked_m": float(motion["progress"][n - 1]), "eyes": eyes, "head": head,
             "gaze_valid": gaze_ok}

@@ -14,7 +14,7 @@ a path (``.obj``, ``.glb``, ``.gltf``, ``.ply``)  a mesh file (:mod:`.meshfile`)
 
 Options every source accepts (forwarded to :class:`Scene`): ``grid_resolution``,
 ``body_radius``, ``body_height``, ``floor_tolerance``, ``floor_level``, ``sdf_resolution``,
-``sdf_max_voxels``, ``walk_max_cells`` (largest walk grid in cells, default 1e8). Source
+``sdf_max_voxels``, ``walk_max_cells`` (largest walk grid in cells, default 2.5e7). Source
 options: ``procedural:room``: ``furnish``; ``procedural:apartment``: ``num_rooms``,
 ``furnish``; mesh files: ``up_axis`` (``'z'`` or ``'y'``), ``scale``, ``align_floor``.
 """

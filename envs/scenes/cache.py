@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egosim.cache_entry import ArraySpec, load_entry, save_entry
+from egosim.cache_entry import ArraySpec, check_arrays, load_entry, save_entry
 from egosim.paths import cache_dir
 
 __all__ = ["ENTRY_SPECS", "cache_key", "cache_path", "load_arrays", "save_arrays"]
@@ -70,5 +70,13 @@ def load_arrays(key: str) -> dict[str, np.ndarray] | None:
 
 def save_arrays(key: str, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:
     """Store ``arrays`` under ``key`` (atomic rename, zip-deflated when ``compress``);
-    returns the file path."""
+    returns the file path.
+
+    Raises:
+        ValueError: ``arrays`` do not match the layout of the key's kind (they would be
+            refused when read back).
+    """
+    problem = check_arrays(arrays, _spec(key))
+    if problem is not None:
+        raise ValueError(f"scene cache entry {key}: {problem}")
     return save_entry(cache_path(key), key, arrays, compress=compress)

@@ -58,7 +58,7 @@ class Scene:
             grows until the grid fits (see :attr:`sdf_grid`; e.g. ``pybullet:samurai``
             with its 200 m ground plane gets 0.70 m, a procedural apartment 0.10 m).
         walk_max_cells: largest walk grid computed (cells); a larger one is refused with its
-            size and a hint about units (None: 1e8, see
+            size and a hint about units (None: 2.5e7, see
             :func:`~egosim.envs.scenes.walkability.check_grid_size`).
 
     Derived data is lazy: the walk map (:mod:`~egosim.envs.scenes.walkability`) and the

@@ -33,7 +33,7 @@ Size guard: a grid of more than ``max_cells`` cells (default :data:`DEFAULT_MAX_
 the scene option ``walk_max_cells``; a cell costs about :data:`BYTES_PER_CELL` bytes while
 the map is computed) is refused before any work, with its size and a hint about units (a
 room in centimetres read as metres is 100 times too wide: 10,000 times the cells). A grid
-over a quarter of the limit (and over 1e7 cells) is computed with a warning.
+over half the limit (and over 2e7 cells) is computed with a warning.
 """
 
 from __future__ import annotations
@@ -55,13 +55,14 @@ __all__ = ["WalkMap", "compute_walkmap", "from_floor", "grid_shape", "check_grid
            "DEFAULT_MAX_WALK_CELLS", "BYTES_PER_CELL"]
 
 MAX_GRID_RESOLUTION = 0.10
-#: Default cap on walk-grid cells (``walk_max_cells``): 10,000 x 10,000, i.e. 500 m x 500 m
-#: at 5 cm, several GB while computing.
-DEFAULT_MAX_WALK_CELLS = 100_000_000
+#: Default cap on walk-grid cells (``walk_max_cells``): 5,000 x 5,000, i.e. 250 m x 250 m at
+#: 5 cm, about 1.75 GB while computing (the largest shipped scene, samurai's 200 m ground
+#: plane, is 1.6e7 cells).
+DEFAULT_MAX_WALK_CELLS = 25_000_000
 #: Approximate peak memory per grid cell while a map is computed (floor heights, clearance,
 #: distance transform, labels).
 BYTES_PER_CELL = 70
-_WARN_CELLS = 10_000_000
+_WARN_CELLS = 20_000_000
 _CHUNK = 1 << 20
 _MAX_LAYERS = 64
 _EPS = 1e-3
@@ -191,7 +192,7 @@ def check_grid_size(bounds: np.ndarray, resolution: float,
             f"refusing a {size}: over walk_max_cells={max_cells:.3g}.{units_hint(bounds)} "
             "Else raise the scene option walk_max_cells or grid_resolution."
         )
-    if cells > max(max_cells / 4, _WARN_CELLS):
+    if cells > max(max_cells / 2, _WARN_CELLS):
         warnings.warn(f"computing a {size}; this takes minutes.{units_hint(bounds)}",
                       stacklevel=3)
     return h, w
