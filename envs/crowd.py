@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from egosim.envs.env_base import EgoEnvBase, resolve_config
-from egosim.envs.simulation import GOAL_DIM, MARKER_DIM
+from egosim.envs.motion.primitive_windows import HISTORY_FRAMES
+from egosim.envs.simulation import NUM_MARKERS
 
 __all__ = ["EgoCrowdEnv"]
 
@@ -86,7 +87,7 @@ class EgoCrowdEnv(EgoEnvBase):
     def split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``{key: (N, ...)}`` view of an observation of this env."""
         n = self.num_humans
-        sizes = {"markers": (2, MARKER_DIM // 6, 3), "goal_dirs": (GOAL_DIM // 3, 3)}
+        sizes = {"markers": (HISTORY_FRAMES, NUM_MARKERS, 3), "goal_dirs": (NUM_MARKERS, 3)}
         out = {}
         for k, v in obs.items():
             if k in self.camera_uuids:

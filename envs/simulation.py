@@ -51,17 +51,19 @@ import torch
 
 from egosim.envs import resources
 from egosim.envs.ego_sensing import HEAD_ABOVE_EYES, ego_sensing, gaze_forward
-from egosim.envs.humans.marker_set import EYE_JOINTS
+from egosim.envs.humans.marker_set import EYE_JOINTS, MARKER_NAMES
 from egosim.envs.humans.model_files import GENDERS
-from egosim.envs.motion.primitive_windows import FUTURE_FRAMES, MOTION_FPS
+from egosim.envs.motion.primitive_windows import FUTURE_FRAMES, HISTORY_FRAMES, MOTION_FPS
 from egosim.envs.rewards import TERMS, facing, foot_terms, penetration_reward, pose_prior
 from egosim.envs.task import Route, episode_end, sample_episode, yaw_towards
 
-__all__ = ["Simulation", "World", "FrameRollout", "StepHook", "MARKER_DIM", "GOAL_DIM",
-           "MARKER_CLIP"]
+__all__ = ["Simulation", "World", "FrameRollout", "StepHook", "NUM_MARKERS", "MARKER_DIM",
+           "GOAL_DIM", "MARKER_CLIP"]
 
-NUM_MARKERS = 67
-MARKER_DIM = 2 * NUM_MARKERS * 3
+NUM_MARKERS = len(MARKER_NAMES)
+#: Observation widths per human: the last HISTORY_FRAMES marker frames, and one unit vector
+#: per marker to the goal.
+MARKER_DIM = HISTORY_FRAMES * NUM_MARKERS * 3
 GOAL_DIM = NUM_MARKERS * 3
 MARKER_CLIP = 5.0
 #: SMPL-X joints from the pelvis down the spine to the head (joint 15), root first.
@@ -243,10 +245,10 @@ class Simulation:
         self.feet = np.asarray(FOOT_MARKER_INDICES)
         self.camera_specs = self._camera_specs()
         h = self.E * self.N
-        self.history = torch.zeros(h, 2, NUM_MARKERS, 3)
+        self.history = torch.zeros(h, HISTORY_FRAMES, NUM_MARKERS, 3)
         self.betas = torch.zeros(h, self.prior.seeds["betas"].shape[1])
         self.gender = torch.zeros(h, dtype=torch.long)
-        self.markers = np.zeros((h, 2, NUM_MARKERS, 3))
+        self.markers = np.zeros((h, HISTORY_FRAMES, NUM_MARKERS, 3))
         self.eyes = np.zeros((h, 2, 3))
         self.ego_dist = np.zeros((h, cfg.sensing.num_rays))
         self.worlds = [World() for _ in range(self.E)]
