@@ -8,8 +8,10 @@ overrides (dotted keys into the config), e.g.::
     egosim scene --config my.yaml scene.spec=pybullet:samurai
     egosim config train-agent env.scene.seed=3      # print the resolved config as YAML
     egosim config my.yaml --schema scene            # a user file: name its schema
+    egosim egom2p train-tokenizer modality=depth    # a command of the egom2p group
 
 :data:`JOBS` is the one table of subcommand -> (shipped config, schema, runner);
+:data:`EGOM2P_JOBS` the same for the commands of the ``egom2p`` group;
 :data:`ENV_CONFIGS` adds the shipped env configs (no subcommand; ``gymnasium.make``'s).
 """
 
@@ -29,10 +31,13 @@ from pydantic import BaseModel
 from egosim.agents.config import EvalAgentConfig, TrainAgentConfig
 from egosim.apps.config import DemoConfig, PriorVideoConfig, SceneJobConfig
 from egosim.config import ConfigError, dump_config, load_config
+from egosim.egom2p.config import ClipConfig
+from egosim.egom2p.tokenizer_config import TrainTokenizerConfig
 from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
 from egosim.envs.motion.config import TrainPriorConfig
 
-__all__ = ["ENV_CONFIGS", "JOBS", "Job", "main", "schema_for", "shipped_schemas"]
+__all__ = ["EGOM2P_JOBS", "ENV_CONFIGS", "JOBS", "Job", "main", "schema_for",
+           "shipped_schemas"]
 
 
 def _run_demo(cfg: Any) -> None:
@@ -74,6 +79,20 @@ def _run_eval_agent(cfg: Any) -> None:
     run_eval(cfg)
 
 
+def _run_egom2p_stream(cfg: Any) -> None:
+    from egosim.egom2p.stream import run_stream
+
+    run_stream(cfg)
+
+
+def _run_train_tokenizer(cfg: Any) -> None:
+    import json
+
+    from egosim.egom2p.tokenizers.train import run
+
+    print(json.dumps(run(cfg), indent=2, default=str))
+
+
 @dataclass(frozen=True)
 class Job:
     """One subcommand: its shipped config (``configs/<config>.yaml``), the schema every
@@ -100,6 +119,15 @@ JOBS: dict[str, Job] = {
                       "penetration, skating; JSON/PNG", _run_eval_agent),
 }
 
+#: The commands of ``egosim egom2p COMMAND`` (same fields as :data:`JOBS`).
+EGOM2P_JOBS: dict[str, Job] = {
+    "stream": Job("egom2p_clips", ClipConfig, "stream EgoM2P clips from the simulation: "
+                  "clips/s, seconds per stage, preview MP4", _run_egom2p_stream),
+    "train-tokenizer": Job("egom2p_tokenizer", TrainTokenizerConfig, "train an EgoM2P "
+                           "tokenizer (modality=rgb|depth|camera|gaze) on stream clips",
+                           _run_train_tokenizer),
+}
+
 #: Shipped configs without a subcommand: the envs' (``gymnasium.make(id, config=...)``).
 ENV_CONFIGS: dict[str, type[BaseModel]] = {
     "env_locomotion": LocomotionEnvConfig,
@@ -109,7 +137,8 @@ ENV_CONFIGS: dict[str, type[BaseModel]] = {
 
 def shipped_schemas() -> dict[str, type[BaseModel]]:
     """Shipped config name (a file of ``configs/``) -> its schema."""
-    return {**{job.config: job.schema for job in JOBS.values()}, **ENV_CONFIGS}
+    return {**{job.config: job.schema for job in JOBS.values()},
+            **{job.config: job.schema for job in EGOM2P_JOBS.values()}, **ENV_CONFIGS}
 
 
 def _kinds() -> list[str]:
@@ -155,14 +184,9 @@ Examples:
 """
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="egosim",
-        description="egosim: egocentric virtual humans in 3D indoor scenes.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name, job in JOBS.items():
+def _add_jobs(sub: Any, jobs: dict[str, Job]) -> None:
+    """One subparser per job of ``jobs`` (``--config`` and ``key=value`` overrides)."""
+    for name, job in jobs.items():
         p = sub.add_parser(name, help=job.help, description=job.help)
         p.add_argument(
             "--config",
@@ -172,6 +196,21 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides "
                        "(dotted keys, values as YAML; they beat the file's values)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="egosim",
+        description="egosim: egocentric virtual humans in 3D indoor scenes.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_jobs(sub, JOBS)
+    group = sub.add_parser("egom2p", help="EgoM2P: clips, tokenizers, the masked model",
+                           description="EgoM2P commands.")
+    group_sub = group.add_subparsers(dest="egom2p_command", metavar="COMMAND")
+    group_sub.required = True
+    _add_jobs(group_sub, EGOM2P_JOBS)
     p = sub.add_parser("config", help="print a resolved config as YAML",
                        description="Print a resolved config as YAML.", epilog=_CONFIG_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -200,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             data = dump_config(cfg, mode="json", by_alias=True)
             print(yaml.safe_dump(data, sort_keys=False), end="")
             return 0
-        job = JOBS[args.command]
+        job = (EGOM2P_JOBS[args.egom2p_command] if args.command == "egom2p"
+               else JOBS[args.command])
         cfg = load_config(args.config, args.overrides, schema=job.schema)
     except ConfigError as exc:
         print(f"egosim {args.command}: {exc}", file=sys.stderr)

@@ -52,8 +52,11 @@ def test_demo_writes_pictures_of_bodies_in_walkable_spots(
     assert scene.is_walkable(summary["path"]).all()
     printed = capsys.readouterr().out
     assert "wrote topdown" in printed and "body 2" in printed
-    assert sorted(p.name for p in out_dir.iterdir()) == ["topdown.png", "turntable.png",
-                                                         "walk.mp4"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["clips.mp4", "topdown.png",
+                                                         "turntable.png", "walk.mp4"]
+    # clips.mp4: 3 EgoM2P clips of 16 frames, RGB | depth | gaze | trajectory panels.
+    clips = np.stack([f for f in imageio.get_reader(str(out_dir / "clips.mp4"))])
+    assert clips.shape[0] == 3 * 16 and clips.shape[2] == 4 * clips.shape[1]
     # The map draws each body's footprint in its human's colour (one palette).
     from egosim.envs.topdown import HUMAN_COLORS
 

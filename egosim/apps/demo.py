@@ -3,8 +3,9 @@
 ``run_demo`` builds a procedural apartment, places posed SMPL-X bodies of different shapes
 in walkable spots, plans a path between two of them, and writes a top-down map and a
 turntable image of one body; with ``video`` also ``walk.mp4`` (a scripted walk along that
-path, :mod:`egosim.apps.walk_video`) and, with ``crowd_video``, ``crowd.mp4`` (humans driven by
-the shipped PPO policy walking to their goals, :mod:`egosim.apps.crowd_video`).
+path, :mod:`egosim.apps.walk_video`), ``clips.mp4`` (a few EgoM2P clips of two humans in
+the same scene, :mod:`egosim.egom2p.preview`) and, with ``crowd_video``, ``crowd.mp4`` (humans
+driven by the shipped PPO policy walking to their goals, :mod:`egosim.apps.crowd_video`).
 ``describe_scene`` prints a scene's statistics and writes its top-down map.
 """
 
@@ -149,6 +150,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                   fps=cfg.video_fps, seed=cfg.body_seed,
                                   max_seconds=cfg.video_max_seconds)
         written["video"] = video["video"]
+    clips = None
+    if cfg.video:
+        clips = _clips_preview(cfg, out_dir / "clips.mp4")
+        written["clips_video"] = clips["video"]
     crowd = None
     if cfg.video and cfg.crowd_video:
         from egosim.apps.crowd_video import render_crowd_video
@@ -173,6 +178,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if video is not None:
         print(f"video: {video['frames']} frames ({video['seconds']:.1f} s), "
               f"{video['walked_m']:.2f} m walked: ego RGB + gaze | depth | semantic | map")
+    if clips is not None:
+        print(f"clips video: {clips['clips']} EgoM2P clips of 2 s (16 frames at 8 fps, "
+              f"{clips['size']} px): RGB | depth | gaze | camera trajectory")
     if crowd is not None:
         print(f"crowd video: {crowd['frames']} frames ({crowd['seconds']:.1f} s, "
               f"{crowd['steps']} policy steps), {len(crowd['successes'])} humans, "
@@ -181,6 +189,25 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
               + " m: ego RGB per human | top-down map")
     return {"written": written, "bodies": bodies, "path": path, "scene": scene,
             "video": video, "crowd_video": crowd}
+
+
+def _clips_preview(cfg: DemoConfig, path: Path, num_clips: int = 3) -> dict[str, Any]:
+    """A few EgoM2P clips in the demo's scene (two humans driven by the shipped policy,
+    64 px) written as a preview MP4 (:mod:`egosim.egom2p.preview`)."""
+    from egosim.egom2p.clips import ClipBuilder
+    from egosim.egom2p.preview import write_preview
+
+    size = 64
+    builder = ClipBuilder(overrides={
+        "video_size": size, "worlds": 1, "humans": [2, 2],
+        "scene.specs": [cfg.scene.spec], "scene.pool_size": 1,
+        "scene.seed_range": [cfg.scene.seed, cfg.scene.seed + 1],
+        "scene.options": _scene_options(cfg.scene)}, seed=cfg.body_seed)
+    try:
+        clips = [builder.next_clip() for _ in range(num_clips)]
+    finally:
+        builder.close()
+    return {"video": write_preview(path, clips, fps=8.0), "clips": num_clips, "size": size}
 
 
 def describe_scene(job: SceneJobConfig) -> dict[str, Any]:

@@ -1,0 +1,316 @@
+"""Train one EgoM2P tokenizer: ``egosim egom2p train-tokenizer modality=NAME``.
+
+Read top to bottom; every hyper-parameter is in ``configs/egom2p_tokenizer.yaml``
+(:class:`egosim.egom2p.tokenizer_config.TrainTokenizerConfig`). Entry point: :func:`run`.
+
+Data: raw clips of the simulation stream, generated once into a clip cache shared by the
+four tokenizers (:mod:`~egosim.egom2p.tokenizers.clip_data`), or synthetic clips.
+
+Determinism: the batch of step ``s`` (clip indices and flips) is drawn from
+``numpy.random.default_rng([seed, s])``, and the torch random numbers of that step (the
+vector quantiser's k-means start and dead-code replacement) come from a forked global
+generator seeded from it; so a checkpoint (weights, quantiser buffers, optimiser, step)
+resumes to the numbers of an uninterrupted run. Checkpoints go to
+``output_dir/<modality>/checkpoints/step_XXXXXXX.pt`` every ``checkpoint_every`` steps and
+on exit (also on Ctrl-C and SIGTERM), the newest ``keep_checkpoints`` are kept; each is
+written atomically and is itself a loadable tokenizer checkpoint
+(:func:`egosim.egom2p.tokenizers.load` ``(name, path=...)``). A resumed run takes the newest
+checkpoint that reads back; a bad one is reported in one line, moved aside to
+``<name>.bad``, and the previous one is used. With ``export_dir`` set, the final weights
+are written as ``<modality>.pt`` and measured on the held-out clips
+(:mod:`~egosim.egom2p.tokenizers.evaluate`) into the model card ``<modality>.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from egosim.atomic_io import move_aside, remove_temp_files, torch_save, write_json
+from egosim.egom2p.tokenizer_config import (
+    SequenceTrainSection,
+    TrainTokenizerConfig,
+    VideoTrainSection,
+)
+
+from . import build
+from .base import CHECKPOINT_FORMAT, Tokenizer, read_checkpoint, save_checkpoint
+from .clip_data import ClipSet, load_clips
+
+__all__ = ["Trainer", "evaluate_export", "export", "resume_state", "run"]
+
+_STATE_KEYS = ("format", "name", "model", "state_dict", "step", "optimizer")
+
+
+class Trainer:
+    """One tokenizer, its optimiser and the step counter.
+
+    Args:
+        cfg: the run's config (its :attr:`~TrainTokenizerConfig.modality` section).
+        train: training clips (the keys of that tokenizer).
+    """
+
+    def __init__(self, cfg: TrainTokenizerConfig, train: ClipSet) -> None:
+        self.cfg = cfg
+        self.section: VideoTrainSection | SequenceTrainSection = cfg.section()
+        self.train = train
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            self.tokenizer: Tokenizer = build(cfg.modality, self.section.model.model_dump(
+                mode="json"))
+        if isinstance(self.section, VideoTrainSection):
+            self.tokenizer.loss_weights = (  # type: ignore[attr-defined]
+                self.section.mse_weight, self.section.l1_weight, self.section.abs_rel_weight)
+        if cfg.modality == "camera" and train.camera_stats is not None:
+            self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
+        self.tokenizer.train()
+        self.opt = torch.optim.AdamW(self.tokenizer.parameters(), lr=self.section.lr,
+                                     weight_decay=self.section.weight_decay)
+        self.step = 0
+        self.elapsed_s = 0.0
+
+    def lr(self, step: int) -> float:
+        """Learning rate of ``step``: linear warm-up, then cosine decay to
+        ``min_lr_ratio * lr`` at the last step."""
+        s = self.section
+        if step < s.warmup_steps:
+            return s.lr * (step + 1) / s.warmup_steps
+        span = max(s.steps - s.warmup_steps, 1)
+        frac = min((step - s.warmup_steps) / span, 1.0)
+        return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(
+            math.pi * frac)))
+
+    def train_step(self) -> dict[str, float]:
+        """Run step ``self.step`` and advance; returns its scalar losses and lr."""
+        s = self.section
+        rng = np.random.default_rng([self.cfg.seed, self.step])
+        idx = rng.integers(0, len(self.train), s.batch_size)
+        flip = None
+        if isinstance(s, VideoTrainSection) and s.flip:
+            flip = torch.from_numpy(rng.random(s.batch_size) < 0.5)
+        torch_seed = int(rng.integers(0, 2**62))
+        lr = self.lr(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with torch.random.fork_rng():
+            torch.manual_seed(torch_seed)
+            losses = self.tokenizer.loss(self.train.batch(idx), flip)
+            self.opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.tokenizer.parameters(), s.grad_clip)
+            self.opt.step()
+        self.step += 1
+        return {**{k: float(v.detach()) for k, v in losses.items()}, "lr": lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """A training checkpoint; also a tokenizer checkpoint (:func:`read_checkpoint`)."""
+        return {"format": CHECKPOINT_FORMAT, "name": self.cfg.modality,
+                "model": self.tokenizer.model_config(),
+                "state_dict": self.tokenizer.state_dict(), "step": self.step,
+                "optimizer": self.opt.state_dict(), "elapsed_s": self.elapsed_s,
+                "config": self.cfg.model_dump(mode="json"),
+                "info": {"training_checkpoint": True}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint of :meth:`state_dict`.
+
+        Raises:
+            ValueError: a checkpoint of another tokenizer or architecture.
+        """
+        if state["name"] != self.cfg.modality or state["model"] != \
+                self.tokenizer.model_config():
+            raise ValueError(f"the checkpoint holds a {state['name']!r} tokenizer of "
+                             f"{state['model']}, the config asks for {self.cfg.modality!r} "
+                             f"of {self.tokenizer.model_config()}")
+        self.tokenizer.load_state_dict(state["state_dict"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+
+
+def _read_training_checkpoint(path: Path) -> dict[str, Any]:
+    state = read_checkpoint(path)
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint (lacks {', '.join(missing)})")
+    return state
+
+
+def resume_state(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None.
+
+    A bad newer checkpoint is reported in one line on stderr and moved aside to
+    ``<name>.bad``; temporary files of killed writers are removed.
+    """
+    remove_temp_files(folder)
+    for path in sorted(folder.glob("step_*.pt"), reverse=True):
+        try:
+            return path, _read_training_checkpoint(path)
+        except ValueError as exc:
+            aside = move_aside(path)
+            print(f"train-tokenizer: checkpoint {path.name} is bad ({exc}); moved it to "
+                  f"{aside.name}, using the previous one", file=sys.stderr)
+    return None
+
+
+def _prune(folder: Path, keep: int) -> None:
+    for old in sorted(folder.glob("step_*.pt"), reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def _exit_on_sigterm() -> Any:
+    """Turn SIGTERM into ``SystemExit`` (so the exit checkpoint is written); old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _data_note(cfg: TrainTokenizerConfig, train: ClipSet, held: ClipSet) -> dict[str, Any]:
+    d = cfg.data
+    clip_cfg = d.clip_config or "the clip schema's defaults (egosim.egom2p.config.ClipConfig)"
+    source = ("raw clips of egosim.egom2p.stream.SimStream (clip config: "
+              f"{clip_cfg}, overrides {d.clip_overrides or 'none'}, video_size "
+              f"{d.video_size}), generated once into a clip cache (one .npz a clip, written "
+              f"atomically; egosim.egom2p.tokenizers.clip_data) in chunks of {d.chunk_clips} "
+              f"consecutive clips of one stream (held-out: {d.holdout_chunk_clips}), cache seed "
+              f"{d.seed}; the held-out clips come "
+              f"from other stream seeds and from scenes of procedural seeds "
+              f"{list(d.holdout_scene_seeds)} (training scenes: the clip config's)"
+              if d.source == "cache" else
+              "synthetic clips (egosim.egom2p.tokenizers.clip_data.synthetic_clips)")
+    return {"source": source, "train_clips": len(train), "holdout_clips": len(held),
+            "height": d.video_size, "width": d.video_size}
+
+
+def export(trainer: Trainer, folder: Path, info: dict[str, Any]) -> Path:
+    """Write the trained tokenizer as ``folder/<modality>.pt`` (weights only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(trainer.tokenizer, folder / f"{trainer.cfg.modality}.pt",
+                           trainer.step, info)
+
+
+def run(cfg: TrainTokenizerConfig, data: tuple[ClipSet, ClipSet] | None = None
+        ) -> dict[str, Any]:
+    """Train (or resume) the configured tokenizer; returns a summary dict.
+
+    Args:
+        cfg: the config.
+        data: ``(train, held-out)`` clips to use instead of ``cfg.data``'s.
+    """
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    train, held = data if data is not None else load_clips(cfg.data, cfg.modality,
+                                                          cfg.progress)
+    trainer = Trainer(cfg, train)
+    out_dir = Path(cfg.output_dir) / cfg.modality
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    found = resume_state(ckpt_dir) if cfg.resume else None
+    if found is not None:
+        trainer.load_state_dict(found[1])
+    writer = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=trainer.step)
+
+    def save() -> Path:
+        path = torch_save(trainer.state_dict(), ckpt_dir / f"step_{trainer.step:07d}.pt")
+        _prune(ckpt_dir, cfg.keep_checkpoints)
+        return path
+
+    total = trainer.section.steps
+    last: dict[str, float] = {}
+    previous = _exit_on_sigterm()
+    bar = tqdm(total=total, initial=trainer.step, disable=not cfg.progress,
+               desc=f"train-tokenizer {cfg.modality}")
+    start = time.perf_counter()
+    base_elapsed = trainer.elapsed_s
+    try:
+        while trainer.step < total:
+            last = trainer.train_step()
+            trainer.elapsed_s = base_elapsed + time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['total']:.4f}")
+            if writer is not None and trainer.step % cfg.log_every == 0:
+                for k, v in last.items():
+                    writer.add_scalar(f"{cfg.modality}/{k}", v, trainer.step)
+            if trainer.step % cfg.checkpoint_every == 0:
+                save()
+    finally:
+        bar.close()
+        final = save()
+        if writer is not None:
+            writer.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    data_note = _data_note(cfg, train, held)
+    summary: dict[str, Any] = {"modality": cfg.modality, "step": trainer.step,
+                               "checkpoint": str(final), "last_losses": last,
+                               "train_s": round(trainer.elapsed_s, 1), "data": data_note}
+    if cfg.export_dir:
+        info = {"data": data_note, "train_s": round(trainer.elapsed_s, 1),
+                "threads": cfg.threads, "machine": _machine(),
+                "training": trainer.section.model_dump(mode="json", exclude={"model"})}
+        path = export(trainer, Path(cfg.export_dir), info)
+        summary["export"] = str(path)
+        if cfg.evaluate:
+            from .evaluate import evaluate, write_model_card
+
+            trainer.tokenizer.eval()
+            metrics = evaluate(trainer.tokenizer, held, cfg.eval_batch)
+            info["metrics"] = metrics
+            save_checkpoint(trainer.tokenizer, path, trainer.step, info)
+            write_model_card(path.with_suffix(".md"), trainer.tokenizer, cfg, info)
+            summary["metrics"] = metrics
+    write_json(out_dir / "summary.json", summary, indent=2, default=str)
+    return summary
+
+
+def evaluate_export(cfg: TrainTokenizerConfig, folder: str | Path | None = None,
+                    held: ClipSet | None = None) -> dict[str, Any]:
+    """Re-measure an exported tokenizer and rewrite its metrics and model card.
+
+    No training: ``<modality>.pt`` in ``folder`` (default ``cfg.export_dir``, else the
+    shipped :func:`~egosim.egom2p.tokenizers.checkpoint_dir`) is measured on the held-out
+    clips of ``cfg.data`` (or ``held``); its ``info`` keeps the training record.
+    """
+    from . import checkpoint_dir, load
+    from .evaluate import evaluate, write_model_card
+
+    torch.set_num_threads(cfg.threads)
+    path = Path(folder or cfg.export_dir or checkpoint_dir()) / f"{cfg.modality}.pt"
+    info = dict(read_checkpoint(path)["info"])
+    tok = load(cfg.modality, path)
+    if held is None:
+        held = load_clips(cfg.data, cfg.modality, cfg.progress)[1]
+    info["metrics"] = evaluate(tok, held, cfg.eval_batch)
+    save_checkpoint(tok, path, int(read_checkpoint(path)["step"]), info)
+    write_model_card(path.with_suffix(".md"), tok, cfg, info)
+    return info["metrics"]
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, torch {torch.__version__}"
