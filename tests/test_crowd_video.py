@@ -45,9 +45,10 @@ def test_demo_writes_crowd_video_of_humans_walking(demo_run: dict[str, Any]) -> 
     crowd = summary["crowd_video"]
     path = summary["written"]["crowd_video"]
     assert path == demo_run["root"] / "demo" / "crowd.mp4" and path.is_file()
-    assert sorted(summary["written"]) == ["crowd_video", "topdown", "turntable", "video"]
+    assert sorted(summary["written"]) == ["clips_video", "crowd_video", "topdown", "turntable",
+                                          "video"]
     assert sorted(p.name for p in path.parent.iterdir()) == [
-        "crowd.mp4", "topdown.png", "turntable.png", "walk.mp4"]
+        "clips.mp4", "crowd.mp4", "topdown.png", "turntable.png", "walk.mp4"]
     frames = _read(path)
     n_max = int(round(SECONDS * FPS))
     assert frames.shape[0] == crowd["frames"] and 10 <= crowd["frames"] <= n_max
