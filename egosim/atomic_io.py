@@ -35,8 +35,9 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "file_lock",
     "is_temp_file",
     "move_aside",
+    "newest_good_checkpoint",
     "remove_temp_files",
     "save_npz",
     "torch_save",
@@ -253,3 +255,26 @@ def remove_temp_files(folder: str | os.PathLike, max_age_s: float = 86400.0) -> 
                 entry.unlink()
                 removed.append(entry)
     return removed
+
+
+def newest_good_checkpoint(folder: str | os.PathLike, pattern: str,
+                           read: Callable[[Path], Any], who: str
+                           ) -> tuple[Path, Any] | None:
+    """``(path, read(path))`` of the newest checkpoint ``folder/pattern`` that ``read``
+    accepts, or None: the one resume rule of every trainer.
+
+    Names must sort by age (zero-padded step numbers). A checkpoint ``read`` rejects with
+    ``ValueError`` is reported in one line on stderr (prefixed ``who``), moved aside to
+    ``<name>.bad`` (so it cannot shadow later saves) and the previous one is tried;
+    temporary files of killed writers are removed first.
+    """
+    folder = Path(folder)
+    remove_temp_files(folder)
+    for path in sorted(folder.glob(pattern), reverse=True):
+        try:
+            return path, read(path)
+        except ValueError as exc:
+            aside = move_aside(path)
+            print(f"{who}: checkpoint {path.name} is bad ({exc}); moved it to {aside.name}, "
+                  "using the previous one", file=sys.stderr)
+    return None

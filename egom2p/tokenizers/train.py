@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import platform
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.atomic_io import move_aside, remove_temp_files, torch_save, write_json
+from egosim.atomic_io import newest_good_checkpoint, torch_save, write_json
 from egosim.egom2p.tokenizer_config import (
     SequenceTrainSection,
     TrainTokenizerConfig,
@@ -147,20 +146,11 @@ def _read_training_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def resume_state(folder: Path) -> tuple[Path, dict[str, Any]] | None:
-    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None.
-
-    A bad newer checkpoint is reported in one line on stderr and moved aside to
-    ``<name>.bad``; temporary files of killed writers are removed.
+    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None (a bad
+    newer one is reported and moved aside: :func:`egosim.atomic_io.newest_good_checkpoint`).
     """
-    remove_temp_files(folder)
-    for path in sorted(folder.glob("step_*.pt"), reverse=True):
-        try:
-            return path, _read_training_checkpoint(path)
-        except ValueError as exc:
-            aside = move_aside(path)
-            print(f"train-tokenizer: checkpoint {path.name} is bad ({exc}); moved it to "
-                  f"{aside.name}, using the previous one", file=sys.stderr)
-    return None
+    return newest_good_checkpoint(folder, "step_*.pt", _read_training_checkpoint,
+                                  "train-tokenizer")
 
 
 def _prune(folder: Path, keep: int) -> None:

@@ -23,7 +23,6 @@ line and moved aside to ``<name>.bad``, and the next older one is used.
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.atomic_io import move_aside, remove_temp_files, torch_save, write_json
+from egosim.atomic_io import newest_good_checkpoint, torch_save, write_json
 from egosim.envs.humans.marker_set import MARKER_NAMES
 from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
 from egosim.envs.motion.config import TrainPriorConfig
@@ -283,21 +282,10 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def resume_state(folder: Path) -> tuple[Path, dict[str, Any]] | None:
-    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None.
-
-    A bad newer checkpoint is reported in one line on stderr and moved aside to
-    ``<name>.bad`` (it would shadow the next saves); temporary files of killed writers
-    are removed.
+    """``(path, state)`` of the newest readable ``step_*.pt`` in ``folder``, or None (a bad
+    newer one is reported and moved aside: :func:`egosim.atomic_io.newest_good_checkpoint`).
     """
-    remove_temp_files(folder)
-    for path in sorted(folder.glob("step_*.pt"), reverse=True):
-        try:
-            return path, _read_checkpoint(path)
-        except ValueError as exc:
-            aside = move_aside(path)
-            print(f"train-prior: checkpoint {path} is bad ({exc}); moved it to {aside.name} "
-                  "and trying the previous one", file=sys.stderr)
-    return None
+    return newest_good_checkpoint(folder, "step_*.pt", _read_checkpoint, "train-prior")
 
 
 def evaluate_export(cfg: TrainPriorConfig, summary: dict[str, Any], held: PrimitiveSet
