@@ -51,6 +51,10 @@ def as_tensor(batch: Batch, key: str, dtype: torch.dtype | None = None) -> torch
 class Tokenizer(nn.Module):
     """Base of the EgoM2P tokenizers (see the module docstring).
 
+    An interface: ``num_tokens``, ``model_config``, ``encode``, ``decode`` and ``loss`` raise
+    ``NotImplementedError`` here and are implemented by each concrete tokenizer
+    (:mod:`.video` for rgb and depth, :mod:`.sequence` for camera and gaze).
+
     Attributes:
         name: the tokenizer's (and modality's) name: ``rgb``, ``depth``, ``camera``, ``gaze``.
         vocab_size: ids are in ``[0, vocab_size)``.
