@@ -54,7 +54,11 @@ instants every 0.5 s (``k = 4 m``, ``j = 15 m``).
 **Episodes.** A worker simulates ``worlds`` scenes of ``N`` humans, ``N`` drawn per episode
 from ``humans``; scenes come from the worker's pool (``scene``). An episode gives each human
 ``clips_per_episode`` consecutive clips (a human reaching its goal gets a new one at once,
-so it keeps walking); clips never straddle a reset. Within a segment (one clip time window)
+so it keeps walking); clips never straddle a reset. A wearer whose pelvis is, at any frame
+of the segment, over no floor (:meth:`~egosim.envs.scenes.Scene.has_floor`: it walked
+through a wall out of the building and sees nothing) gives no clip for that segment
+(counted in ``clips_dropped``); once half the wearers of a segment are lost so, the
+episode ends early. Within a segment (one clip time window)
 clips are ordered world by world, human by human.
 
 **Rendering.** Each (wearer, video frame) is rendered with its own dynamic meshes: the
@@ -409,6 +413,8 @@ class ClipBuilder:
         cfg: the resolved config.
         times: seconds spent per stage (:data:`STAGES`) since construction.
         clips_made: clips returned so far.
+        clips_dropped: clips not made because their wearer's pelvis was, at some frame,
+            over no floor (it walked out of the building: its view is of nothing).
     """
 
     def __init__(self, config: ClipConfig | str | dict | None = None,
@@ -442,6 +448,7 @@ class ClipBuilder:
         self._extra = tuple(CameraSpec(uuid=m, modality=m, **common) for m in extra_views)
         self.times = dict.fromkeys(STAGES, 0.0)
         self.clips_made = 0
+        self.clips_dropped = 0
         self._sims: dict[int, Any] = {}
         self._buffers: dict[int, _Buffer] = {}
         self._routes_seen: dict[int, list[Any]] = {}
@@ -451,6 +458,7 @@ class ClipBuilder:
         self._queue: deque[dict[str, Any]] = deque()
         self._episode = -1
         self._segment = 0
+        self._lost = 0  # wearers of this episode's last segment over no floor
         self._sim: Any = None
         self._worlds: list[_World] = []
         self._controller: Any = None
@@ -563,6 +571,7 @@ class ClipBuilder:
         cfg = self.cfg
         self._episode += 1
         self._segment = 0
+        self._lost = 0
         j = self._episode
         if cfg.scene.refresh_episodes and j and j % cfg.scene.refresh_episodes == 0:
             slot = (j // cfg.scene.refresh_episodes - 1) % cfg.scene.pool_size
@@ -674,7 +683,8 @@ class ClipBuilder:
     # -- segments -----------------------------------------------------------------------
     def _next_segment(self) -> None:
         cfg = self.cfg
-        if self._sim is None or self._segment >= cfg.clips_per_episode:
+        if (self._sim is None or self._segment >= cfg.clips_per_episode
+                or self._lost * 2 >= self._sim.E * self._sim.N):
             self._new_episode()
         sim, buf = self._sim, self._buffers[self._sim.N]
         f = cfg.motion_frames
@@ -683,6 +693,7 @@ class ClipBuilder:
             self._step()
         frames = buf.take(f0, f)
         index = self.clips_made + len(self._queue)
+        self._lost = 0
         for e in range(sim.E):
             rows = sim.humans(e)
             data = {k: v[rows] for k, v in frames.items()}
@@ -722,7 +733,9 @@ class ClipBuilder:
         vidx = np.arange(kf) * step
         poses30 = np.stack([resample_poses(p, MOTION_FPS, cfg.pose_fps)[:tp] for p in poses40])
         self.times["assemble"] += time.perf_counter() - t0
-        views = self._render(e, data, vidx, poses40, rgb, depth, renderer, noise)
+        on_floor = w.scene.has_floor(data["joints"][:, :, 0]).all(axis=1)  # (N,)
+        self._lost += int((~on_floor).sum())
+        views = self._render(e, data, vidx, poses40, rgb, depth, renderer, noise, on_floor)
         t0 = time.perf_counter()
         u = np.arange(tp) * (MOTION_FPS / cfg.pose_fps)
         eyes30 = _interp_rows(np.moveaxis(data["eyes"], 0, 1), u)  # (T, N, 2, 3)
@@ -734,6 +747,9 @@ class ClipBuilder:
         self.times["gaze"] += time.perf_counter() - t0
         k_mat = intrinsics_matrix(rgb)
         for h in range(n):
+            if not on_floor[h]:
+                self.clips_dropped += 1
+                continue
             clip_seq = np.random.SeedSequence([self.seed, self.worker, 0, index])
             look_rng, eye_rng = (np.random.default_rng(s) for s in clip_seq.spawn(2))
             t0 = time.perf_counter()
@@ -791,8 +807,9 @@ class ClipBuilder:
 
     def _render(self, e: int, data: dict[str, np.ndarray], vidx: np.ndarray,
                 poses40: np.ndarray, rgb: Any, depth: Any, renderer: Any,
-                noise: np.random.Generator) -> dict[str, np.ndarray]:
-        """Every wearer's video frames: ``{uuid: (N, K, S, S[, 3])}``. Each (wearer, frame)
+                noise: np.random.Generator, wearers: np.ndarray) -> dict[str, np.ndarray]:
+        """The video frames of the wearers ``wearers (N,) bool`` (the others' stay zero):
+        ``{uuid: (N, K, S, S[, 3])}``. Each (wearer, frame)
         is rendered with its own meshes: the other humans whose bounding spheres meet the
         view (posed coarse bodies), and its own hands and feet (``self_body``); frames
         without any are rendered in one batched call."""
@@ -846,7 +863,7 @@ class ClipBuilder:
         if verts is not None:
             centre = verts.mean(axis=2)  # (N, K, 3)
             radius = np.linalg.norm(verts - centre[:, :, None], axis=-1).max(axis=2)
-        for h in range(n):
+        for h in np.flatnonzero(wearers):
             poses = poses40[h, vidx]  # (K, 4, 4)
             bare: list[int] = []
             per_frame: dict[int, list[Any]] = {}

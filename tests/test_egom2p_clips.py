@@ -186,9 +186,13 @@ def test_clip_shapes_dtypes_and_meta(clips: list[dict]) -> None:
         assert c["intrinsics"].shape == (3, 3)
         m = c["meta"]
         assert (m["index"], m["worker"], m["seed"]) == (i, 0, 0)
-        assert (m["segment"], m["human"], m["humans"]) == (i // 2, i % 2, 2)
+        assert m["humans"] == 2 and m["human"] in (0, 1)
+        if i:  # ordered segment by segment, human by human (a wearer off the floor skipped)
+            prev = clips[i - 1]["meta"]
+            assert (m["episode"], m["segment"], m["human"]) > (
+                prev["episode"], prev["segment"], prev["human"])
         assert m["scene_spec"] == "procedural:apartment" and 0 <= m["scene_seed"] < 200
-        assert m["start_s"] == pytest.approx(2.0 * (i // 2))
+        assert m["start_s"] == pytest.approx(2.0 * m["segment"])
         assert c["rgb"].std() > 5 and (c["depth"] > 0).mean() > 0.9
         assert c["depth"].max() < 20.0
     k = clips[0]["intrinsics"]
@@ -419,3 +423,33 @@ def test_cli_streams_and_writes_a_preview(tmp_path: Path,
     assert frames.shape[0] == 2 * 16 and frames.shape[2] == 4 * frames.shape[1]
     assert main(["egom2p", "stream", "video_size=30"]) == 2
     assert "video_size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_wearer_over_no_floor_gives_no_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    from egosim.egom2p.clips import ClipBuilder
+    from egosim.envs.scenes import Scene
+
+    def floor_but_human_1(self: Scene, points: np.ndarray) -> np.ndarray:
+        ok = np.ones(points.shape[:-1], bool)
+        ok[1] = False  # rows are the world's humans: human 1 "walked out"
+        return ok
+
+    monkeypatch.setattr(Scene, "has_floor", floor_but_human_1)
+    b = ClipBuilder(overrides={**SMALL, "clips_per_episode": 4}, seed=0)
+    got = [b.next_clip() for _ in range(2)]
+    b.close()
+    assert [c["meta"]["human"] for c in got] == [0, 0]
+    assert [c["meta"]["index"] for c in got] == [0, 1]
+    assert b.clips_dropped >= 1
+
+
+def test_has_floor_is_false_outside_the_building() -> None:
+    from egosim.envs import scenes
+
+    s = scenes.load("procedural:apartment", seed=3)
+    lo, hi = s.bounds[0], s.bounds[1]
+    walk = s.grid_to_world(np.argwhere(s.walkable)[:50])
+    assert s.has_floor(walk).all()
+    outside = np.array([[hi[0] + 1.0, 0.0, 0.0], [lo[0] - 5.0, lo[1] - 5.0, 0.0]])
+    assert not s.has_floor(outside).any()

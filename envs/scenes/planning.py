@@ -67,6 +67,19 @@ def is_walkable(walk: WalkMap, points: np.ndarray) -> np.ndarray:
     return inside & walk.walkable[r, c]
 
 
+def has_floor(walk: WalkMap, points: np.ndarray) -> np.ndarray:
+    """``(...)`` bool: the walk cell under each ``(..., 2|3)`` point has a floor (walkable
+    or not: furniture and thin obstacles stand on one); False off the grid, where the
+    scene ends. z is ignored."""
+    cells = world_to_grid(walk, points)
+    h, w = walk.walkable.shape
+    inside = (cells[..., 0] >= 0) & (cells[..., 0] < h) & (cells[..., 1] >= 0)
+    inside &= cells[..., 1] < w
+    r = np.clip(cells[..., 0], 0, h - 1)
+    c = np.clip(cells[..., 1], 0, w - 1)
+    return inside & np.isfinite(walk.floor_height[r, c])
+
+
 def _window_graph(
     walk: WalkMap,
     r0: int,

@@ -304,6 +304,12 @@ class Scene:
         walkable. z is ignored; points off the grid are not walkable."""
         return planning.is_walkable(self.walk_map, points)
 
+    def has_floor(self, points: np.ndarray) -> np.ndarray:
+        """``(...)`` bool for ``(..., 2|3)`` world points: the walk cell under the point
+        has a floor (walkable or under furniture); False off the grid or where the
+        scene has no floor (outside the building). z is ignored."""
+        return planning.has_floor(self.walk_map, points)
+
     def sample_start_goal(
         self,
         rng: np.random.Generator | int | None,
