@@ -12,6 +12,8 @@ egosim.egom2p`` stays light):
 - :mod:`.metrics`: ATE, RTE, RRE, Sim(3) ATE, AbsRel, delta1.25, gaze L2, PSNR, SSIM.
 - :data:`MODALITY_INFO` (:mod:`.modalities`): the one registry of modalities.
 - :mod:`.tokenizers`: ``tokenizers.load(name)`` for rgb, depth, camera and gaze.
+- :func:`load_model`, :func:`predict` (:mod:`.model`): the masked EgoM2P model on raw clips
+  (camera, depth, gaze, rgb, camera_rgbd); training: :mod:`.model.train`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "metrics": "metrics",
     "camera_9d": "camera_9d",
     "tokenizers": "tokenizers",
+    "load_model": "model.inference",
+    "predict": "model.inference",
 }
 
 __all__ = sorted(_EXPORTS)

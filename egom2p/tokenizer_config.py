@@ -9,6 +9,8 @@ optimiser steps, sizes are pixels, depths metres.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -62,15 +64,20 @@ class VideoModelSection(StrictModel):
 class SequenceModelSection(StrictModel):
     """Transformer VQ-VAE of a 60-sample sequence (:mod:`egosim.egom2p.tokenizers.sequence`)."""
 
-    width: int = Field(96, ge=8, le=1024, description="Transformer width")
-    layers: int = Field(2, ge=1, le=24, description="Transformer blocks, encoder and "
+    width: int = Field(128, ge=8, le=1024, description="Transformer width")
+    layers: int = Field(3, ge=1, le=24, description="Transformer blocks, encoder and "
                         "decoder each")
     heads: int = Field(4, ge=1, le=32, description="attention heads")
     mlp_ratio: float = Field(4.0, gt=0.0, le=8.0, description="MLP width / width")
     patch: int = Field(2, ge=1, le=6, description="samples per token (Conv1d kernel = "
                        "stride); 60 / patch tokens")
     codebook_size: int = Field(256, ge=2, le=65536, description="VQ codes (vocabulary)")
-    code_dim: int = Field(32, ge=2, le=512, description="code width")
+    quantizer: Literal["vq", "fsq"] = Field("fsq", description="vq: learnt codebook (the "
+                                            "keys below); fsq: finite scalar quantisation "
+                                            "with fsq_levels (product = codebook_size)")
+    fsq_levels: list[int] = Field(default_factory=lambda: [256], min_length=1, max_length=8,
+                                  description="fsq: levels per latent dimension of a token")
+    code_dim: int = Field(32, ge=2, le=512, description="vq: code width")
     cosine: bool = Field(True, description="cosine-similarity codes (l2-normalised)")
     decay: float = Field(0.99, gt=0.0, lt=1.0, description="EMA decay of the codebook")
     dead_code_threshold: float = Field(2.0, ge=0.0, description="codes whose EMA cluster "
@@ -87,6 +94,13 @@ class SequenceModelSection(StrictModel):
         if 60 % self.patch:
             raise ConfigValueError("patch", f"patch must divide the 60 samples, got "
                                    f"{self.patch}")
+        if self.quantizer == "fsq" and math.prod(self.fsq_levels) != self.codebook_size:
+            raise ConfigValueError(("fsq_levels", "codebook_size"), f"the product of "
+                                   f"fsq_levels {self.fsq_levels} must equal codebook_size "
+                                   f"{self.codebook_size}")
+        if any(v < 2 for v in self.fsq_levels):
+            raise ConfigValueError("fsq_levels", f"every level must be >= 2, got "
+                                   f"{self.fsq_levels}")
         return self
 
 
@@ -119,9 +133,12 @@ class SequenceTrainSection(_TrainSection):
     """A sequence tokenizer's training (camera or gaze)."""
 
     model: SequenceModelSection = Field(default_factory=SequenceModelSection)
-    steps: int = Field(4000, ge=0, description="optimiser steps")
+    steps: int = Field(3000, ge=0, description="optimiser steps")
     batch_size: int = Field(64, ge=1, le=4096, description="clips a step")
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="peak AdamW learning rate")
+    translation_weight: float = Field(1.0, gt=0.0, le=100.0, description="camera only: "
+                                      "MSE weight of the 3 translation dims (the rotation "
+                                      "dims weigh 1)")
 
 
 class ClipDataSection(StrictModel):
@@ -168,7 +185,8 @@ class TrainTokenizerConfig(StrictModel):
     rgb: VideoTrainSection = Field(default_factory=VideoTrainSection)
     depth: VideoTrainSection = Field(default_factory=lambda: VideoTrainSection(
         abs_rel_weight=1.0))
-    camera: SequenceTrainSection = Field(default_factory=SequenceTrainSection)
+    camera: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
+        translation_weight=4.0))
     gaze: SequenceTrainSection = Field(default_factory=SequenceTrainSection)
     output_dir: str = Field("runs/egom2p/tokenizers", description="runs go to "
                             "output_dir/<modality> (checkpoints, tensorboard, summary.json)")

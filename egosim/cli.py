@@ -32,6 +32,9 @@ from egosim.agents.config import EvalAgentConfig, TrainAgentConfig
 from egosim.apps.config import DemoConfig, PriorVideoConfig, SceneJobConfig
 from egosim.config import ConfigError, dump_config, load_config
 from egosim.egom2p.config import ClipConfig
+from egosim.egom2p.eval_config import EvalConfig
+from egosim.egom2p.generate_config import GenerateConfig
+from egosim.egom2p.model_config import TrainModelConfig
 from egosim.egom2p.tokenizer_config import TrainTokenizerConfig
 from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
 from egosim.envs.motion.config import TrainPriorConfig
@@ -85,6 +88,26 @@ def _run_egom2p_stream(cfg: Any) -> None:
     run_stream(cfg)
 
 
+def _run_egom2p_eval(cfg: Any) -> None:
+    from egosim.egom2p.evaluation.harness import run
+
+    run(cfg)
+
+
+def _run_train_model(cfg: Any) -> None:
+    import json
+
+    from egosim.egom2p.model.train import run
+
+    print(json.dumps(run(cfg), indent=2, default=str))
+
+
+def _run_generate(cfg: Any) -> None:
+    from egosim.egom2p.datasets.generate import run_generate
+
+    run_generate(cfg)
+
+
 def _run_train_tokenizer(cfg: Any) -> None:
     import json
 
@@ -105,8 +128,8 @@ class Job:
 
 
 JOBS: dict[str, Job] = {
-    "demo": Job("demo", DemoConfig, "build an apartment, place posed bodies, write pictures",
-                _run_demo),
+    "demo": Job("demo", DemoConfig, "build an apartment, place posed bodies, write pictures "
+                "and videos (walk, EgoM2P clips, crowd)", _run_demo),
     "scene": Job("scene", SceneJobConfig, "load a scene, print its statistics, write a "
                  "top-down map", _run_scene),
     "train-prior": Job("train_prior", TrainPriorConfig, "train the motion prior (C-VAE + "
@@ -117,6 +140,8 @@ JOBS: dict[str, Job] = {
                        "(imitation, two stages, resume)", _run_train_agent),
     "eval-agent": Job("eval_agent", EvalAgentConfig, "evaluate a policy: success, "
                       "penetration, skating; JSON/PNG", _run_eval_agent),
+    "generate": Job("generate", GenerateConfig, "write a dataset of simulated clips or HMR "
+                    "frames as WebDataset shards (resumable; local or Ray)", _run_generate),
 }
 
 #: The commands of ``egosim egom2p COMMAND`` (same fields as :data:`JOBS`).
@@ -126,19 +151,31 @@ EGOM2P_JOBS: dict[str, Job] = {
     "train-tokenizer": Job("egom2p_tokenizer", TrainTokenizerConfig, "train an EgoM2P "
                            "tokenizer (modality=rgb|depth|camera|gaze) on stream clips",
                            _run_train_tokenizer),
+    "eval": Job("egom2p_eval", EvalConfig, "EgoM2P beside classical methods and baselines "
+                "on held-out clips: Markdown table, PNG, JSON", _run_egom2p_eval),
+    "train": Job("egom2p_model", TrainModelConfig, "train the EgoM2P masked model on "
+                 "tokenized clips (stream, cache or synthetic; resume, DDP via torchrun)",
+                 _run_train_model),
 }
 
 #: Shipped configs without a subcommand: the envs' (``gymnasium.make(id, config=...)``).
 ENV_CONFIGS: dict[str, type[BaseModel]] = {
     "env_locomotion": LocomotionEnvConfig,
     "env_crowd": CrowdEnvConfig,
+    "env_samurai": LocomotionEnvConfig,   # EgoLocomotion inside pybullet's samurai monastery
+}
+
+#: Other shipped configs of a command (``--config NAME``): name -> schema.
+VARIANT_CONFIGS: dict[str, type[BaseModel]] = {
+    "egom2p_model_base": TrainModelConfig,   # egosim egom2p train --config egom2p_model_base
 }
 
 
 def shipped_schemas() -> dict[str, type[BaseModel]]:
     """Shipped config name (a file of ``configs/``) -> its schema."""
     return {**{job.config: job.schema for job in JOBS.values()},
-            **{job.config: job.schema for job in EGOM2P_JOBS.values()}, **ENV_CONFIGS}
+            **{job.config: job.schema for job in EGOM2P_JOBS.values()}, **ENV_CONFIGS,
+            **VARIANT_CONFIGS}
 
 
 def _kinds() -> list[str]:
@@ -184,10 +221,48 @@ Examples:
 """
 
 
-def _add_jobs(sub: Any, jobs: dict[str, Job]) -> None:
-    """One subparser per job of ``jobs`` (``--config`` and ``key=value`` overrides)."""
+def _yaml_value(value: Any) -> str:
+    """A default as YAML writes it on one line (``null``, ``true``, ``[0, 200]``, ...)."""
+    if isinstance(value, BaseModel):
+        return "{...}"
+    if isinstance(value, (list, tuple)):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    except yaml.YAMLError:
+        return repr(value)
+    return text[:-4].strip() if text.endswith("\n...") else text.removesuffix("...").strip()
+
+
+def _keys_epilog(schema: type[BaseModel], config_name: str, file_name: str) -> str:
+    """``--help`` epilog of a job: the schema's top-level keys with their defaults and
+    descriptions, and where to see the rest (``egosim config NAME``)."""
+    import textwrap
+
+    lines = [f"config keys (top level, schema {schema.__name__}, with their defaults;",
+             "a section {...} holds nested keys, overridden as section.key=value):"]
+    for key, field in schema.model_fields.items():
+        name = field.alias or key
+        value = field.get_default(call_default_factory=True)
+        head = f"  {name}: {_yaml_value(value)}"
+        desc = " ".join((field.description or "").split())
+        if desc:
+            head = f"{head}  # {desc}"
+        lines += textwrap.wrap(head, width=100, subsequent_indent="      ",
+                               break_on_hyphens=False) or [head]
+    lines += ["", f"every key with its value: egosim config {config_name} [key=value ...]",
+              f"(the shipped file: configs/{file_name}.yaml)"]
+    return "\n".join(lines)
+
+
+def _add_jobs(sub: Any, jobs: dict[str, Job], group: str = "") -> None:
+    """One subparser per job of ``jobs`` (``--config`` and ``key=value`` overrides; the
+    epilog lists the schema's top-level keys)."""
     for name, job in jobs.items():
-        p = sub.add_parser(name, help=job.help, description=job.help)
+        shown = name if not group and name in JOBS else job.config
+        p = sub.add_parser(name, help=job.help, description=job.help,
+                           epilog=_keys_epilog(job.schema, shown, job.config),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument(
             "--config",
             default=job.config,
@@ -202,6 +277,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="egosim",
         description="egosim: egocentric virtual humans in 3D indoor scenes.",
+        epilog="Every COMMAND takes --config NAME_OR_PATH and key=value overrides; "
+               "`egosim COMMAND --help` lists its top-level config keys with their defaults "
+               "and `egosim config COMMAND` prints the whole resolved config.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -210,7 +288,7 @@ def _build_parser() -> argparse.ArgumentParser:
                            description="EgoM2P commands.")
     group_sub = group.add_subparsers(dest="egom2p_command", metavar="COMMAND")
     group_sub.required = True
-    _add_jobs(group_sub, EGOM2P_JOBS)
+    _add_jobs(group_sub, EGOM2P_JOBS, group="egom2p")
     p = sub.add_parser("config", help="print a resolved config as YAML",
                        description="Print a resolved config as YAML.", epilog=_CONFIG_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)

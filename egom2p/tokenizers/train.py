@@ -69,6 +69,9 @@ class Trainer:
         if isinstance(self.section, VideoTrainSection):
             self.tokenizer.loss_weights = (  # type: ignore[attr-defined]
                 self.section.mse_weight, self.section.l1_weight, self.section.abs_rel_weight)
+        if cfg.modality == "camera":
+            self.tokenizer.translation_weight = (  # type: ignore[attr-defined]
+                self.section.translation_weight)  # type: ignore[union-attr]
         if cfg.modality == "camera" and train.camera_stats is not None:
             self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
         self.tokenizer.train()

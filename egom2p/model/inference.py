@@ -1,0 +1,202 @@
+"""Use a trained EgoM2P model on raw clips: :func:`load_model`, :func:`predict`.
+
+::
+
+    from egosim.egom2p.model import load_model, predict
+    model = load_model()                       # the shipped checkpoints/small.pt
+    poses = predict(model, clip, "camera")     # (60, 4, 4) float64, canonical
+
+Tasks (:data:`TASKS`; inputs -> output):
+
+=============  =============  ===============================================================
+task           inputs         returns
+=============  =============  ===============================================================
+camera         rgb            ``(60, 4, 4)`` float64 camera-to-world, canonical (pose 0 = I)
+camera_rgbd    rgb, depth     the same
+depth          rgb            ``(16, H, W)`` float32 metres (0 = no depth), range tokens too
+gaze           rgb            ``(60, 2)`` float32 in [-1, 1]
+rgb            depth          ``(16, H, W, 3)`` uint8
+=============  =============  ===============================================================
+
+A clip is a raw clip dict of :mod:`egosim.egom2p.clips` (``rgb`` ``(16, H, W, 3)`` uint8,
+``depth`` ``(16, H, W)`` float32 metres); its inputs are tokenized here with the shipped
+tokenizers (:func:`egosim.egom2p.tokenizers.load`, loaded once per process), decoded with
+the task's schedule (:func:`egosim.egom2p.model.decoding.default_schedule`, ROAR) and
+detokenized (camera through the camera tokenizer and :mod:`egosim.egom2p.camera_9d`).
+``H x W`` must be the model's video size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .decoding import DEFAULT_SCHEDULES, DecodeStep, decode, default_schedule
+from .transformer import Architecture, EgoM2P
+
+__all__ = ["TASKS", "checkpoint_dir", "load_model", "predict", "predict_batch",
+           "tokenize_inputs", "tokenizer"]
+
+TASKS: dict[str, tuple[tuple[str, ...], str]] = {
+    task: (tuple(spec["inputs"]), spec["target"]) for task, spec in DEFAULT_SCHEDULES.items()}
+"""Task -> (input modalities, target modality)."""
+
+TRAIN_COMMAND = ("egosim egom2p train export_dir=egom2p/model/checkpoints "
+                 "(config configs/egom2p_model.yaml)")
+
+
+def checkpoint_dir() -> Path:
+    """Folder of the shipped model checkpoint (``small.pt``) and its card (``small.md``)."""
+    return Path(__file__).resolve().parent / "checkpoints"
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> EgoM2P:
+    """A trained model in eval mode.
+
+    Args:
+        path: an export (``<size>.pt``) or a training checkpoint of ``egosim egom2p
+            train``; None: the shipped ``egom2p/model/checkpoints/small.pt``.
+        device: where to put it.
+
+    Raises:
+        FileNotFoundError: no checkpoint there (the message names the command that trains
+            and exports the shipped one).
+        ValueError: not a model checkpoint.
+    """
+    from .train import read_checkpoint
+
+    target = Path(path) if path is not None else checkpoint_dir() / "small.pt"
+    if not target.is_file():
+        raise FileNotFoundError(f"no EgoM2P model checkpoint at {target}; train and export "
+                                f"one with: {TRAIN_COMMAND}")
+    ckpt = read_checkpoint(target)
+    model = EgoM2P(Architecture.from_dict(ckpt["arch"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()
+
+
+@cache
+def tokenizer(name: str) -> Any:
+    """The shipped tokenizer ``name`` (loaded once per process, eval mode)."""
+    from egosim.egom2p.tokenizers import load
+
+    return load(name)
+
+
+def _check_size(model: EgoM2P, clip: Mapping[str, Any], modality: str) -> None:
+    h, w = model.arch.video_size
+    shape = np.shape(clip[modality])
+    if len(shape) < 3 or tuple(shape[1:3]) != (h, w):
+        raise ValueError(f"clip {modality!r} has shape {shape}; the model takes "
+                         f"(16, {h}, {w}{', 3' if modality == 'rgb' else ''}) clips")
+
+
+def tokenize_inputs(model: EgoM2P, clips: Sequence[Mapping[str, Any]],
+                    modalities: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Token ids ``{m: (B, N)}`` of ``clips``' entries of ``modalities`` (shipped
+    tokenizers; ``tokens_<m>`` entries of a clip are used as they are).
+
+    Raises:
+        KeyError: a clip lacks an input the task needs.
+        ValueError: frames of another size than the model's.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for m in modalities:
+        if all(f"tokens_{m}" in c for c in clips):
+            out[m] = torch.stack([torch.as_tensor(np.asarray(c[f"tokens_{m}"])).long()
+                                  for c in clips])
+            continue
+        tok = tokenizer(m)
+        for c in clips:
+            missing = [k for k in tok.clip_keys[:1] if k not in c]
+            if missing:
+                raise KeyError(f"clip lacks {missing[0]!r}, needed as input {m!r}")
+            if m in ("rgb", "depth"):
+                _check_size(model, c, m)
+        keys = [k for k in tok.clip_keys if all(k in c for c in clips)]
+        batch = {k: np.stack([np.asarray(c[k]) for c in clips]) for k in keys}
+        with torch.no_grad():
+            out[m] = tok.encode(batch).long()
+    return out
+
+
+def _detokenize(model: EgoM2P, target: str, tokens: torch.Tensor) -> np.ndarray:
+    tok = tokenizer(target)
+    tokens = tokens.cpu()
+    with torch.no_grad():
+        if target == "camera":
+            from egosim.egom2p.camera_9d import canonical
+
+            out = tok.decode(tokens)["camera"]
+            return canonical(np.asarray(out.cpu().numpy(), np.float64))
+        if target == "gaze":
+            return tok.decode(tokens)["gaze"].clamp(-1.0, 1.0).cpu().numpy().astype(
+                np.float32)
+        h, w = model.arch.video_size
+        out = tok.decode(tokens, h, w)[target].cpu().numpy()
+        return out.astype(np.uint8 if target == "rgb" else np.float32)
+
+
+def predict_batch(model: EgoM2P, clips: Sequence[Mapping[str, Any]], task: str,
+                  schedule: Sequence[DecodeStep | Mapping[str, Any]] | None = None,
+                  seed: int = 0, batch_size: int = 8) -> list[np.ndarray]:
+    """:func:`predict` of many clips, ``batch_size`` at a time.
+
+    Args:
+        model: a model (e.g. :func:`load_model`).
+        clips: raw clip dicts.
+        task: a key of :data:`TASKS`.
+        schedule: decoding steps (None: the task's default, ROAR).
+        seed: seed of the decoding randomness (batch ``j`` uses ``[seed, j]``).
+        batch_size: clips decoded together.
+
+    Returns:
+        one array per clip, as :func:`predict`.
+    """
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    inputs, target = TASKS[task]
+    missing = [m for m in (*inputs, target) if m not in model.num_tokens]
+    if missing:
+        raise ValueError(f"task {task!r} needs modalities {', '.join(missing)} the model "
+                         f"does not have ({', '.join(model.num_tokens)})")
+    steps = schedule if schedule is not None else default_schedule(task, model.num_tokens)
+    was = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    try:
+        for j, start in enumerate(range(0, len(clips), batch_size)):
+            part = clips[start:start + batch_size]
+            ids = tokenize_inputs(model, part, inputs)
+            seq = np.random.SeedSequence([seed, j]).generate_state(1, np.uint64)[0] >> 2
+            g = torch.Generator().manual_seed(int(seq))
+            tokens = decode(model, ids, steps, g)[target]
+            out.extend(list(_detokenize(model, target, tokens)))
+    finally:
+        model.train(was)
+    return out
+
+
+def predict(model: EgoM2P, clip: Mapping[str, Any], task: str,
+            schedule: Sequence[DecodeStep | Mapping[str, Any]] | None = None, seed: int = 0
+            ) -> np.ndarray:
+    """The model's prediction of ``task`` for one raw clip.
+
+    Args:
+        model: a model (e.g. :func:`load_model`).
+        clip: a raw clip dict (needs the task's inputs, see :data:`TASKS`).
+        task: ``camera``, ``camera_rgbd``, ``depth``, ``gaze`` or ``rgb``.
+        schedule: decoding steps (None: the task's default, ROAR).
+        seed: seed of the decoding randomness.
+
+    Returns:
+        camera / camera_rgbd: ``(60, 4, 4)`` float64 canonical camera-to-world (OpenCV
+        axes, metres); depth: ``(16, H, W)`` float32 metres; gaze: ``(60, 2)`` float32 in
+        [-1, 1]; rgb: ``(16, H, W, 3)`` uint8.
+    """
+    return predict_batch(model, [clip], task, schedule, seed, batch_size=1)[0]

@@ -1,0 +1,651 @@
+"""Train the EgoM2P model: ``egosim egom2p train`` (``configs/egom2p_model.yaml``).
+
+Read top to bottom; every hyper-parameter is in
+:class:`egosim.egom2p.model_config.TrainModelConfig`. Entry point: :func:`run`.
+
+**Data** (``data.source``), always batches of ``{modality: (B, N) int64 ids}`` plus a
+per-sample availability flag ``{modality: (B,) bool}`` (a clip without a modality gets
+zeros and ``False``; :func:`collate_clips`):
+
+- ``stream``: :class:`egosim.egom2p.stream.SimStream` with ``tokenized=True`` through a
+  DataLoader of ``stream.num_workers`` workers (each worker yields whole batches of its
+  own clips; the loader takes them from the workers in turn);
+- ``cache``: the clips of ``data.cache_dir`` (``*.npz``: ``tokens_<m>`` entries, or raw
+  clips, tokenized once with the shipped tokenizers and kept in
+  ``output_dir/token_cache/``); the batch of step ``s`` is drawn from
+  ``numpy.random.default_rng([seed, s])``;
+- ``synthetic``: random ids of the right sizes, drawn from ``[seed, rank, s]`` (tests,
+  benchmarks).
+
+``stream.drop_depth_fraction`` marks depth unavailable on that fraction of clips (drawn per
+clip), so the model learns without it. Each step's masks (:mod:`.masking`: input and
+target budgets, Dirichlet splits) come from a generator seeded with ``[seed, rank, s]``.
+
+**Determinism and resume.** On a CPU the model's arithmetic is deterministic, and the
+masks of a step depend only on ``(seed, rank, step)``. A checkpoint holds the weights,
+optimiser, learning-rate schedule, step, the RNG states of torch, numpy and Python, and
+the data position (batches consumed). Resuming restores them all; the cache and synthetic
+sources are pure functions of the step, and the stream is restarted and its first
+``position`` batches are skipped (remade: slow, but the same clips, since clip ``i`` of a
+worker is a pure function of ``(seed, worker, i)`` and the loader's order is fixed by the
+worker count). So a resumed run equals an uninterrupted one bit for bit on a CPU (tested
+on the tiny config), provided the worker count is unchanged. Checkpoints go to
+``output_dir/checkpoints/step_XXXXXXX.pt`` every ``checkpoint_every`` steps and at the end
+(also on Ctrl-C and SIGTERM), written atomically; the newest ``keep_checkpoints`` are kept;
+a half-written or unreadable newest one is moved aside and the previous one is used
+(:func:`egosim.atomic_io.newest_good_checkpoint`).
+
+**DDP.** Under ``torchrun`` (``WORLD_SIZE > 1``) each process joins the group from the
+environment (backend ``nccl`` on CUDA, ``gloo`` on a CPU), wraps the model in
+``DistributedDataParallel``, and reads other data: the stream of rank ``r`` has seed
+``stream.seed + 1000 r``; the cache's step batch of ``B * world`` clips is sliced by rank;
+synthetic batches and masks are seeded with the rank. Rank 0 alone writes checkpoints,
+TensorBoard and the summary. ``batch_size`` is per process.
+
+**Logs.** TensorBoard (``output_dir/tensorboard``): ``loss/total``, ``loss/<modality>``
+(cross-entropy, nats), ``lr``, ``clips_per_s`` (clips consumed by the optimiser, all
+ranks), ``data_wait_fraction`` (time waiting for the next batch / step wall time). At the
+end ``output_dir/summary.json``: steps, wall seconds, clips/s consumed, stream clips/s
+produced, data-wait fraction, final losses per modality (mean of the last 50 steps). With
+``export_dir``: ``<size>.pt`` (weights) and the model card ``<size>.md``
+(:func:`egosim.egom2p.model.inference.load_model` reads both a checkpoint and an export).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from egosim.atomic_io import newest_good_checkpoint, save_npz, torch_save, write_json, write_text
+from egosim.egom2p.model_config import TrainModelConfig
+
+from .masking import make_mod_dict
+from .transformer import SIZES, Architecture, EgoM2P
+
+__all__ = ["CHECKPOINT_FORMAT", "Batch", "CacheSource", "StreamSource", "SyntheticSource",
+           "architecture", "build_model", "collate_clips", "drop_depth", "export",
+           "make_source", "params_digest", "read_checkpoint", "run"]
+
+CHECKPOINT_FORMAT = "egosim.egom2p.model/1"
+
+Batch = dict[str, dict[str, torch.Tensor]]
+"""``{"tokens": {m: (B, N) int64}, "available": {m: (B,) bool}}``."""
+
+
+# -- model ------------------------------------------------------------------------------
+def architecture(cfg: TrainModelConfig) -> Architecture:
+    """The :class:`~egosim.egom2p.model.transformer.Architecture` a config asks for."""
+    return Architecture(**SIZES[cfg.size], modalities=tuple(cfg.modalities),
+                        video_size=(cfg.video_size, cfg.video_size),
+                        video_head=cfg.video_head)
+
+
+def build_model(cfg: TrainModelConfig) -> EgoM2P:
+    """A freshly initialised model, its weights a function of ``cfg.seed`` only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return EgoM2P(architecture(cfg))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict of a model checkpoint or export.
+
+    Raises:
+        FileNotFoundError: no file.
+        ValueError: unreadable or not a model checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no EgoM2P model checkpoint at {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign files raise many types
+        raise ValueError(f"{p}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{p}: not an EgoM2P model checkpoint (format {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+# -- data -------------------------------------------------------------------------------
+def drop_depth(seed: int, key: Sequence[int], fraction: float) -> bool:
+    """Whether the clip ``key`` (e.g. ``(worker, index)``) loses its depth: a draw of
+    ``default_rng([seed, 7, *key])`` below ``fraction``."""
+    if fraction <= 0:
+        return False
+    return bool(np.random.default_rng([seed, 7, *key]).random() < fraction)
+
+
+def collate_clips(clips: Sequence[Mapping[str, Any]], num_tokens: Mapping[str, int],
+                  drop_depth_fraction: float = 0.0, seed: int = 0) -> Batch:
+    """Tokenized clips -> a :data:`Batch`.
+
+    Args:
+        clips: dicts with ``tokens_<m>`` ``(N,)`` ids for the modalities they have (and
+            ``meta`` with ``worker`` and ``index``, used to draw the depth drop).
+        num_tokens: modality -> tokens of one clip (the model's modalities).
+        drop_depth_fraction: see :func:`drop_depth`.
+        seed: the stream seed (part of the drop draw).
+
+    Returns:
+        ``tokens`` ``(B, N)`` int64 (zeros where unavailable) and ``available`` ``(B,)``.
+    """
+    b = len(clips)
+    tokens = {m: torch.zeros(b, n, dtype=torch.int64) for m, n in num_tokens.items()}
+    avail = {m: torch.zeros(b, dtype=torch.bool) for m in num_tokens}
+    for i, clip in enumerate(clips):
+        meta = clip.get("meta") or {}
+        key = (int(meta.get("worker", 0)), int(meta.get("index", i)))
+        lose_depth = drop_depth(seed, key, drop_depth_fraction)
+        for m, n in num_tokens.items():
+            t = clip.get(f"tokens_{m}")
+            if t is None or (m == "depth" and lose_depth):
+                continue
+            t = torch.as_tensor(np.asarray(t), dtype=torch.int64).reshape(-1)
+            if t.numel() != n:
+                raise ValueError(f"clip tokens_{m} has {t.numel()} tokens, the model expects "
+                                 f"{n} (video_size mismatch?)")
+            tokens[m][i] = t
+            avail[m][i] = True
+    return {"tokens": tokens, "available": avail}
+
+
+class SyntheticSource:
+    """Random ids of the model's sizes; step ``s`` of rank ``r`` from ``[seed, r, s]``."""
+
+    def __init__(self, cfg: TrainModelConfig, model: EgoM2P, rank: int = 0) -> None:
+        self.cfg, self.rank = cfg, rank
+        self.num_tokens, self.vocab = model.num_tokens, model.vocab
+
+    def batch(self, step: int) -> Batch:
+        """The batch of ``step``."""
+        rng = np.random.default_rng([self.cfg.seed, self.rank, step])
+        b = self.cfg.batch_size
+        tokens = {m: torch.from_numpy(rng.integers(0, self.vocab[m], (b, n)))
+                  for m, n in self.num_tokens.items()}
+        avail = {m: torch.ones(b, dtype=torch.bool) for m in self.num_tokens}
+        frac = self.cfg.stream.drop_depth_fraction
+        if "depth" in avail and frac > 0:
+            avail["depth"] = torch.from_numpy(rng.random(b) >= frac)
+            tokens["depth"][~avail["depth"]] = 0
+        return {"tokens": tokens, "available": avail}
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Data position (nothing beyond the step)."""
+        return {"step": step}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class CacheSource:
+    """Clips of ``data.cache_dir``; the batch of step ``s`` is ``B * world`` clips drawn
+    from ``default_rng([seed, s])``, rank ``r`` taking the ``r``-th slice.
+
+    Raw clip files are tokenized once (shipped tokenizers) into
+    ``output_dir/token_cache/<hash>.npz`` (the hash names the files, their sizes, the
+    modalities and the tokenizer checkpoints), reused by later runs.
+    """
+
+    def __init__(self, cfg: TrainModelConfig, model: EgoM2P, rank: int = 0, world: int = 1
+                 ) -> None:
+        self.cfg, self.rank, self.world = cfg, rank, world
+        self.num_tokens = model.num_tokens
+        files = sorted(Path(cfg.data.cache_dir).glob("*.npz"))
+        if cfg.data.cache_clips:
+            files = files[:cfg.data.cache_clips]
+        if not files:
+            raise FileNotFoundError(f"data.cache_dir {cfg.data.cache_dir!r} holds no .npz "
+                                    "clips (egosim egom2p train-tokenizer builds the raw clip "
+                                    "cache runs/egom2p/clip_cache)")
+        self.tokens, self.available = self._load(files)
+        frac = cfg.stream.drop_depth_fraction
+        if "depth" in self.available and frac > 0:
+            lose = np.array([drop_depth(cfg.stream.seed, (0, i), frac)
+                             for i in range(len(files))])
+            self.available["depth"] &= ~lose
+        self.size = len(files)
+
+    def _load(self, files: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        from tqdm.auto import tqdm
+
+        with np.load(files[0]) as z:
+            pretokenized = any(k.startswith("tokens_") for k in z.files)
+        if pretokenized:
+            tokens = {m: np.zeros((len(files), n), np.int64) for m, n in self.num_tokens.items()}
+            avail = {m: np.zeros(len(files), bool) for m in self.num_tokens}
+            for i, f in enumerate(files):
+                with np.load(f) as z:
+                    for m in self.num_tokens:
+                        if f"tokens_{m}" in z.files:
+                            tokens[m][i] = z[f"tokens_{m}"].reshape(-1)
+                            avail[m][i] = True
+            return tokens, avail
+        from egosim.egom2p.tokenizers import checkpoint_path, load
+
+        mods = list(self.num_tokens)
+        h = hashlib.sha1()
+        for f in files:
+            h.update(f"{f.resolve()}:{f.stat().st_size}".encode())
+        for m in mods:
+            p = checkpoint_path(m)
+            h.update(f"{m}:{p.stat().st_size}:{p.stat().st_mtime_ns}".encode())
+        cache = Path(self.cfg.output_dir) / "token_cache" / f"{h.hexdigest()[:16]}.npz"
+        if cache.is_file():
+            try:
+                with np.load(cache) as z:
+                    return ({m: z[f"tokens_{m}"] for m in mods},
+                            {m: z[f"available_{m}"] for m in mods})
+            except (OSError, KeyError, ValueError):
+                pass
+        toks = {m: load(m) for m in mods}
+        tokens = {m: np.zeros((len(files), n), np.int64) for m, n in self.num_tokens.items()}
+        avail = {m: np.zeros(len(files), bool) for m in mods}
+        chunk = 16
+        bar = tqdm(total=len(files), desc="tokenize cache", unit="clip",
+                   disable=not self.cfg.progress)
+        for start in range(0, len(files), chunk):
+            part = files[start:start + chunk]
+            loaded = []
+            for f in part:
+                with np.load(f) as z:
+                    loaded.append({k: z[k] for k in z.files})
+            for m, tok in toks.items():
+                keys = [k for k in tok.clip_keys if all(k in c for c in loaded)]
+                if not keys:
+                    continue
+                batch = {k: np.stack([c[k] for c in loaded]) for k in keys}
+                with torch.no_grad():
+                    tokens[m][start:start + len(part)] = tok.encode(batch).cpu().numpy()
+                avail[m][start:start + len(part)] = True
+            bar.update(len(part))
+        bar.close()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_npz(cache, {**{f"tokens_{m}": tokens[m] for m in mods},
+                         **{f"available_{m}": avail[m] for m in mods}})
+        return tokens, avail
+
+    def batch(self, step: int) -> Batch:
+        """The batch of ``step`` (this rank's slice)."""
+        b = self.cfg.batch_size
+        rng = np.random.default_rng([self.cfg.seed, step])
+        idx = rng.integers(0, self.size, b * self.world)[self.rank * b:(self.rank + 1) * b]
+        return {"tokens": {m: torch.from_numpy(t[idx]) for m, t in self.tokens.items()},
+                "available": {m: torch.from_numpy(a[idx]) for m, a in self.available.items()}}
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Data position (the step fixes it)."""
+        return {"step": step}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class StreamSource:
+    """Batches of a tokenized :class:`~egosim.egom2p.stream.SimStream` (seed
+    ``stream.seed + 1000 rank``), in the DataLoader's fixed order; :meth:`batch` of step
+    ``s`` skips forward to batch ``s`` (a resumed run remakes the skipped clips)."""
+
+    def __init__(self, cfg: TrainModelConfig, model: EgoM2P, rank: int = 0) -> None:
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+
+        from egosim.egom2p.stream import SimStream
+
+        s = cfg.stream
+        overrides = {**s.clip_overrides, "video_size": cfg.video_size,
+                     "modalities": [m for m in model.num_tokens]}
+        self.seed = s.seed + 1000 * rank
+        self.stream = SimStream(s.clip_config, overrides=overrides, seed=self.seed,
+                                tokenized=True)
+        collate = partial(collate_clips, num_tokens=model.num_tokens,
+                          drop_depth_fraction=s.drop_depth_fraction, seed=self.seed)
+        self.loader = DataLoader(self.stream, batch_size=cfg.batch_size, collate_fn=collate,
+                                 num_workers=s.num_workers,
+                                 persistent_workers=False)
+        self._it: Iterator[Batch] | None = None
+        self.position = 0
+
+    def batch(self, step: int) -> Batch:
+        """The ``step``-th batch of the stream."""
+        if self._it is None:
+            self._it = iter(self.loader)
+        while self.position < step:  # resume: remake and skip what was consumed
+            next(self._it)
+            self.position += 1
+        out = next(self._it)
+        self.position += 1
+        return out
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Data position: batches consumed."""
+        return {"step": step, "stream_batches": self.position}
+
+    def clips_per_s(self) -> float:
+        """Clips/s the stream's workers produced (summed over workers)."""
+        return float(sum(d["clips_per_s"] for d in self.stream.stats().values()))
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._it = None
+
+
+def make_source(cfg: TrainModelConfig, model: EgoM2P, rank: int = 0, world: int = 1
+                ) -> SyntheticSource | CacheSource | StreamSource:
+    """The data source ``cfg.data.source`` of this rank."""
+    if cfg.data.source == "synthetic":
+        return SyntheticSource(cfg, model, rank)
+    if cfg.data.source == "cache":
+        return CacheSource(cfg, model, rank, world)
+    return StreamSource(cfg, model, rank)
+
+
+# -- optimisation -----------------------------------------------------------------------
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        plain = p.ndim < 2 or "norm" in name or name.endswith("mask_token") or "_mod." in name
+        (no_decay if plain else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(cfg: TrainModelConfig, step: int) -> float:
+    """Learning rate of ``step`` / peak: linear warm-up, then cosine to ``min_lr``."""
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    span = max((o.decay_steps or cfg.steps) - o.warmup_steps, 1)
+    frac = min((step - o.warmup_steps) / span, 1.0)
+    floor = o.min_lr / o.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+class _Loss(nn.Module):
+    """``mod_dict -> (total, per-modality)``: the module DDP wraps."""
+
+    def __init__(self, model: EgoM2P) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mod_dict: dict[str, dict[str, torch.Tensor]]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.model.loss(mod_dict)
+
+
+def _device(cfg: TrainModelConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if cfg.device == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(cfg.device)
+
+
+def _bf16(cfg: TrainModelConfig, device: torch.device) -> bool:
+    if cfg.bf16 == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if cfg.bf16 and device.type != "cuda":
+        raise ValueError("bf16=true needs a CUDA device (set bf16: auto or false on a CPU)")
+    return bool(cfg.bf16)
+
+
+def _exit_on_sigterm() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, torch {torch.__version__}"
+
+
+def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[str, Any]
+           ) -> Path:
+    """Write ``folder/<name>.pt`` (architecture, weights, step, info) and the model card
+    ``folder/<name>.md``; returns the ``.pt`` path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    path = torch_save({"format": CHECKPOINT_FORMAT, "arch": model.arch.to_dict(),
+                       "state_dict": state, "step": int(step), "info": info},
+                      folder / f"{name}.pt")
+    a = model.arch
+    losses = info.get("final_losses", {})
+    lines = [f"# EgoM2P model `{name}`", "",
+             f"- Architecture: {a.encoder_depth} + {a.decoder_depth} blocks, width {a.dim}, "
+             f"{a.heads} heads, SwiGLU, no biases; video head `{a.video_head}`; "
+             f"{model.num_parameters():,} parameters.",
+             f"- Modalities: {', '.join(a.modalities)} at {a.video_size[0]} x "
+             f"{a.video_size[1]} px (tokens: "
+             + ", ".join(f"{m} {n}" for m, n in model.num_tokens.items()) + ").",
+             f"- Trained {step} steps in {info.get('wall_s', 0):.0f} s on "
+             f"{info.get('machine', '?')}; data: {info.get('data', '?')}.",
+             f"- Budgets: {info.get('input_budget')} input + {info.get('target_budget')} "
+             f"target tokens per sample; batch {info.get('batch_size')}.",
+             "- Final training losses (cross-entropy, nats, mean of the last 50 steps): "
+             + (", ".join(f"{m} {v:.3f}" for m, v in losses.items()) or "none") + ".",
+             "", "Config:", "", "```json", __import__("json").dumps(info.get("config", {}),
+                                                                  indent=1), "```", ""]
+    write_text(folder / f"{name}.md", "\n".join(lines))
+    return path
+
+
+def params_digest(model: nn.Module) -> str:
+    """SHA-1 of the bytes of every parameter and buffer of ``model`` (state-dict order): equal
+    digests mean bit-identical weights (e.g. across DDP ranks)."""
+    h = hashlib.sha1()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# -- the loop ---------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _read_training_checkpoint(path: Path) -> dict[str, Any]:
+    state = read_checkpoint(path)
+    missing = [k for k in ("optimizer", "scheduler", "step", "arch") if k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint (lacks {', '.join(missing)})")
+    return state
+
+
+def run(cfg: TrainModelConfig) -> dict[str, Any]:
+    """Train (or resume) the model of ``cfg``; returns the summary (also
+    ``output_dir/summary.json``, written by rank 0)."""
+    import torch.distributed as dist
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(cfg, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    bf16 = _bf16(cfg, device)
+    lead = rank == 0
+    model = build_model(cfg).to(device)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                            betas=cfg.optim.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
+    out_dir = Path(cfg.output_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    if lead:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        dist.barrier()
+    step = 0
+    elapsed0 = 0.0
+    found = newest_good_checkpoint(ckpt_dir, "step_*.pt", _read_training_checkpoint,
+                                   "egom2p train") if cfg.resume and ckpt_dir.is_dir() else None
+    if found is not None:
+        state = found[1]
+        if state["arch"] != model.arch.to_dict():
+            raise ValueError(f"{found[0]} holds a model of {state['arch']}, the config asks "
+                             f"for {model.arch.to_dict()} (set resume=false or another "
+                             "output_dir)")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        elapsed0 = float(state.get("elapsed_s", 0.0))
+        _set_rng_state(state["rng"])
+    net: nn.Module = _Loss(model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
+    source = make_source(cfg, model, rank, world)
+    writer = None
+    if cfg.tensorboard and lead:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=step)
+
+    def save() -> Path | None:
+        if not lead:
+            return None
+        state = {"format": CHECKPOINT_FORMAT, "arch": model.arch.to_dict(),
+                 "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "step": step, "rng": _rng_state(),
+                 "data": source.state(step), "elapsed_s": elapsed0 + time.perf_counter() - t0,
+                 "config": cfg.model_dump(mode="json"), "info": {"training_checkpoint": True}}
+        path = torch_save(state, ckpt_dir / f"step_{step:07d}.pt")
+        for old in sorted(ckpt_dir.glob("step_*.pt"), reverse=True)[cfg.keep_checkpoints:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    recent: deque[dict[str, float]] = deque(maxlen=50)
+    wait_total = wall_total = 0.0
+    win_wait = win_wall = 0.0
+    win_steps = 0
+    start_step = step
+    previous = _exit_on_sigterm()
+    bar = tqdm(total=cfg.steps, initial=step, desc="egom2p train", disable=not (
+        cfg.progress and lead))
+    t0 = time.perf_counter()
+    final: Path | None = None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    try:
+        while step < cfg.steps:
+            ts = time.perf_counter()
+            batch = source.batch(step)
+            g = torch.Generator().manual_seed(int(np.random.SeedSequence(
+                [cfg.seed, rank, step]).generate_state(1, np.uint64)[0] >> 2))
+            mod_dict = make_mod_dict(batch["tokens"], batch["available"], cfg.input_budget,
+                                     cfg.target_budget, cfg.alphas, g)
+            mod_dict = {m: {k: v.to(device, non_blocking=True) for k, v in e.items()}
+                        for m, e in mod_dict.items()}
+            tw = time.perf_counter()
+            with autocast:
+                total, per = net(mod_dict)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.optim.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            te = time.perf_counter()
+            wait, wall = tw - ts, te - ts
+            wait_total += wait
+            wall_total += wall
+            win_wait += wait
+            win_wall += wall
+            win_steps += 1
+            recent.append({"total": float(total.detach()),
+                           **{m: float(v.detach()) for m, v in per.items()}})
+            bar.update(1)
+            bar.set_postfix(loss=f"{recent[-1]['total']:.3f}")
+            if writer is not None and step % cfg.log_every == 0:
+                writer.add_scalar("loss/total", recent[-1]["total"], step)
+                for m, v in per.items():
+                    writer.add_scalar(f"loss/{m}", float(v.detach()), step)
+                writer.add_scalar("lr", opt.param_groups[0]["lr"], step)
+                writer.add_scalar("clips_per_s", win_steps * cfg.batch_size * world
+                                  / max(win_wall, 1e-9), step)
+                writer.add_scalar("data_wait_fraction", win_wait / max(win_wall, 1e-9), step)
+                win_wait = win_wall = 0.0
+                win_steps = 0
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save()
+    finally:
+        bar.close()
+        final = save()
+        if writer is not None:
+            writer.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    wall_s = time.perf_counter() - t0
+    done = step - start_step
+    final_losses: dict[str, float] = {}
+    for key in {k for r in recent for k in r}:
+        vals = [r[key] for r in recent if key in r]
+        final_losses[key] = float(np.mean(vals))
+    summary: dict[str, Any] = {
+        "steps": step, "steps_this_run": done, "wall_s": round(wall_s, 2),
+        "train_s_total": round(elapsed0 + wall_s, 2),
+        "clips_per_s": done * cfg.batch_size * world / max(wall_total, 1e-9) if done else 0.0,
+        "stream_clips_per_s": (source.clips_per_s() if isinstance(source, StreamSource)
+                               else None),
+        "data_wait_fraction": wait_total / max(wall_total, 1e-9) if done else 0.0,
+        "final_losses": dict(sorted(final_losses.items())),
+        "parameters": model.num_parameters(), "params_sha1": params_digest(model),
+        "device": str(device), "bf16": bf16,
+        "world_size": world, "checkpoint": str(final) if final else None,
+        "data": cfg.data.source,
+    }
+    source.close()
+    if lead and cfg.export_dir:
+        info = {"config": cfg.model_dump(mode="json"), "final_losses": summary["final_losses"],
+                "wall_s": elapsed0 + wall_s, "machine": _machine(), "data": cfg.data.source,
+                "input_budget": cfg.input_budget, "target_budget": cfg.target_budget,
+                "batch_size": cfg.batch_size}
+        summary["export"] = str(export(model, cfg.export_dir, cfg.size, step, info))
+    if lead:
+        write_json(out_dir / "summary.json", summary, indent=2, default=str)
+    if world > 1 and dist.is_initialized():
+        dist.barrier()
+    return summary

@@ -1,0 +1,161 @@
+"""Schema of ``configs/egom2p_model.yaml`` (``egosim egom2p train``): the EgoM2P model.
+
+:class:`TrainModelConfig` is the one source of the trainer's defaults
+(:mod:`egosim.egom2p.model.train`); the YAML documents them, and
+``configs/egom2p_model_base.yaml`` is EgoM2P's size on a GPU. Units: steps are optimiser
+steps, budgets are tokens per sample, sizes pixels, times seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from egosim.config import ConfigValueError, StrictModel
+from egosim.egom2p.config import CLIP_MODALITIES
+
+__all__ = ["DataSection", "OptimSection", "StreamSection", "TrainModelConfig"]
+
+
+class OptimSection(StrictModel):
+    """AdamW with linear warm-up, then cosine decay to ``min_lr``."""
+
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="peak learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas")
+    weight_decay: float = Field(0.05, ge=0.0, le=10.0, description="AdamW weight decay "
+                                "(not on norms, embeddings of modality and mask tokens)")
+    warmup_steps: int = Field(200, ge=0, description="linear warm-up steps")
+    min_lr: float = Field(1e-5, ge=0.0, le=1.0, description="learning rate at the end of "
+                          "the decay")
+    decay_steps: int = Field(0, ge=0, description="step at which the cosine reaches min_lr "
+                             "(0: the run's steps); fix it to stop and extend a run without "
+                             "changing its schedule")
+    grad_clip: float = Field(1.0, ge=0.0, description="gradient-norm clip (0: none)")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"betas must be in [0, 1), got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _min_below_peak(self) -> OptimSection:
+        if self.min_lr > self.lr:
+            raise ConfigValueError(("min_lr", "lr"), f"min_lr ({self.min_lr}) must not "
+                                   f"exceed lr ({self.lr})")
+        return self
+
+
+class StreamSection(StrictModel):
+    """The live clip stream (``data.source: stream``): a tokenized ``SimStream``."""
+
+    clip_config: str | None = Field("egom2p_clips", description="clip config (shipped name "
+                                    "or YAML path; null: the clip schema's defaults)")
+    clip_overrides: dict[str, Any] = Field(default_factory=dict, description="dotted clip "
+                                           "config overrides")
+    num_workers: int = Field(2, ge=0, le=64, description="DataLoader worker processes "
+                             "(0: clips made in the training process)")
+    seed: int = Field(0, ge=0, description="stream seed; rank r of a DDP run uses seed + "
+                      "1000 r")
+    drop_depth_fraction: float = Field(0.0, ge=0.0, le=1.0, description="fraction of clips "
+                                       "(of any source) whose depth is marked unavailable "
+                                       "(the missing-modality case); drawn per clip")
+
+
+class DataSection(StrictModel):
+    """Where the token batches come from."""
+
+    source: Literal["stream", "cache", "synthetic"] = Field(
+        "stream", description="stream: live SimStream clips, tokenized; cache: clips in "
+        "cache_dir (token .npz, or raw clips tokenized once); synthetic: random tokens "
+        "(tests, benchmarks)")
+    cache_dir: str = Field("runs/egom2p/clip_cache/train", description="folder of clip "
+                           ".npz files (tokens_<modality> entries, or raw clips)")
+    cache_clips: int = Field(0, ge=0, description="clips read from cache_dir (0: all)")
+
+
+class TrainModelConfig(StrictModel):
+    """``egosim egom2p train``: train the EgoM2P model (see :mod:`egosim.egom2p.model.train`)."""
+
+    size: Literal["tiny", "small", "base"] = Field("small", description="model size "
+                                                   "(egosim.egom2p.model.SIZES)")
+    video_size: int = Field(64, ge=8, le=1024, description="square frame side of the "
+                            "tokenized clips, pixels (multiple of 8)")
+    modalities: list[str] = Field(default_factory=lambda: list(CLIP_MODALITIES),
+                                  description="modalities the model learns")
+    video_head: Literal["factorized", "full"] = Field(
+        "factorized", description="video token head: factorized over the 6 FSQ digits "
+        "(tied), or the full 64,000-way tied softmax (EgoM2P's; about 10x slower on a CPU)")
+    input_budget: int = Field(128, ge=1, le=100_000, description="input tokens per sample")
+    target_budget: int = Field(128, ge=1, le=100_000, description="target tokens per "
+                               "sample")
+    alphas: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0],
+                                description="symmetric Dirichlet concentrations (mixture)")
+    optim: OptimSection = Field(default_factory=OptimSection)
+    steps: int = Field(6000, ge=0, description="optimiser steps")
+    batch_size: int = Field(16, ge=1, le=65536, description="clips a step (per process)")
+    bf16: Literal["auto", True, False] = Field("auto", description="bf16 autocast; auto: on "
+                                               "a CUDA device that supports it, else off")
+    device: str = Field("auto", description="auto (cuda if available), cpu, cuda or "
+                        "cuda:N")
+    threads: int = Field(2, ge=1, le=256, description="torch CPU threads")
+    seed: int = Field(0, ge=0, description="seed of initialisation, masks and batch order")
+    data: DataSection = Field(default_factory=DataSection)
+    stream: StreamSection = Field(default_factory=StreamSection)
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept")
+    log_every: int = Field(10, ge=1, description="steps between TensorBoard scalars")
+    resume: bool = Field(True, description="continue from the newest good checkpoint")
+    tensorboard: bool = Field(True, description="write TensorBoard scalars")
+    progress: bool = Field(True, description="show a tqdm progress bar")
+    output_dir: str = Field("runs/egom2p/model", description="checkpoints, tensorboard, "
+                            "summary.json")
+    export_dir: str | None = Field(None, description="write <size>.pt and its model card "
+                                   "<size>.md here at the end (null: none)")
+
+    @field_validator("modalities")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in CLIP_MODALITIES]
+        if bad or not value or len(set(value)) != len(value):
+            raise ValueError(f"modalities must be distinct names of {', '.join(CLIP_MODALITIES)}"
+                             f", at least one; got {value}")
+        return value
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, value: list[float]) -> list[float]:
+        if not value or any(a <= 0 for a in value):
+            raise ValueError(f"alphas must be a non-empty list of positive numbers, got {value}")
+        return value
+
+    @field_validator("video_size")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"video_size must be a multiple of 8, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _budget_leaves_targets(self) -> TrainModelConfig:
+        from egosim.egom2p.modalities import modality_info
+
+        total = sum(modality_info(m, self.video_size, self.video_size).num_tokens
+                    for m in self.modalities)
+        if self.input_budget >= total:
+            raise ConfigValueError("input_budget", f"input_budget ({self.input_budget}) must "
+                                   f"be below the {total} tokens of a clip of "
+                                   f"{', '.join(self.modalities)} at video_size "
+                                   f"{self.video_size}, or no token is left as a target")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        ok = value in ("auto", "cpu", "cuda") or (value.startswith("cuda:")
+                                                  and value[5:].isdigit())
+        if not ok:
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return value

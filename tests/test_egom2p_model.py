@@ -1,0 +1,444 @@
+"""The EgoM2P model: budgets and masks, the network, decoding, training (resume, DDP), use."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from egosim.config import ConfigError, load_config
+from egosim.egom2p.model.decoding import (
+    DEFAULT_SCHEDULES,
+    DecodeStep,
+    decode,
+    default_schedule,
+    linear_counts,
+)
+from egosim.egom2p.model.masking import make_mod_dict, sample_masks, split_budget
+from egosim.egom2p.model.train import (
+    SyntheticSource,
+    collate_clips,
+    drop_depth,
+    params_digest,
+    read_checkpoint,
+    run,
+)
+from egosim.egom2p.model.transformer import SIZES, Architecture, EgoM2P
+from egosim.egom2p.model_config import TrainModelConfig
+
+torch.set_num_threads(1)
+
+
+def tiny(video: int = 64, seed: int = 0) -> EgoM2P:
+    torch.manual_seed(seed)
+    return EgoM2P(Architecture(**SIZES["tiny"], video_size=(video, video)))
+
+
+def random_tokens(model: EgoM2P, b: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randint(0, model.vocab[m], (b, n), generator=g)
+            for m, n in model.num_tokens.items()}
+
+
+def tiny_cfg(tmp: Path, **kw: object) -> TrainModelConfig:
+    base: dict = {"size": "tiny", "threads": 1, "steps": 6, "batch_size": 4,
+                  "input_budget": 64, "target_budget": 64, "data": {"source": "synthetic"},
+                  "output_dir": str(tmp), "checkpoint_every": 2, "progress": False,
+                  "tensorboard": False, "optim": {"warmup_steps": 2, "decay_steps": 6}}
+    base.update(kw)
+    return TrainModelConfig.model_validate(base)
+
+
+# -- budgets and masks -------------------------------------------------------------------
+
+NUM = {"rgb": 320, "depth": 322, "camera": 30, "gaze": 30}
+
+
+def test_masks_fill_the_budgets_exactly_and_inputs_and_targets_are_disjoint() -> None:
+    avail = {m: torch.ones(32, dtype=torch.bool) for m in NUM}
+    masks = sample_masks(avail, NUM, 128, 96, generator=torch.Generator().manual_seed(3))
+    n_in = sum((~masks[m][0]).sum(1) for m in NUM)
+    n_tg = sum((~masks[m][1]).sum(1) for m in NUM)
+    assert (n_in == 128).all() and (n_tg == 96).all()
+    for m in NUM:
+        assert not ((~masks[m][0]) & (~masks[m][1])).any()
+
+
+def test_split_budget_clamps_to_the_token_count_and_hands_the_rest_on() -> None:
+    assert split_budget(100, np.array([0.9, 0.1]), np.array([30, 200])).tolist() == [30, 70]
+    assert split_budget(100, np.array([1.0, 0.0, 0.0]), np.array([10, 20, 30])).tolist() \
+        == [10, 20, 30]  # not enough tokens: all of them
+    assert split_budget(7, np.array([0.0, 0.0]), np.array([5, 5])).sum() == 7
+
+
+def test_small_alpha_concentrates_the_split_and_large_alpha_spreads_it() -> None:
+    num = {f"m{i}": 1000 for i in range(4)}
+    avail = {m: torch.ones(200, dtype=torch.bool) for m in num}
+
+    def top_share(alpha: float) -> float:
+        masks = sample_masks(avail, num, 400, 0, alphas=[alpha],
+                             generator=torch.Generator().manual_seed(0))
+        shares = torch.stack([(~masks[m][0]).sum(1) for m in num], 1).float() / 400
+        return float(shares.max(1).values.mean())
+
+    assert top_share(0.01) > 0.9
+    assert top_share(10.0) < 0.45
+    assert top_share(0.01) > top_share(1.0) > top_share(10.0)
+
+
+def test_masks_are_a_function_of_the_generator_seed() -> None:
+    avail = {m: torch.ones(8, dtype=torch.bool) for m in NUM}
+
+    def draw(seed: int) -> list[torch.Tensor]:
+        out = sample_masks(avail, NUM, 64, 64, generator=torch.Generator().manual_seed(seed))
+        return [t for m in NUM for t in out[m]]
+
+    assert all(torch.equal(a, b) for a, b in zip(draw(1), draw(1), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(draw(1), draw(2), strict=True))
+
+
+def test_a_sample_without_depth_gets_no_depth_input_or_target() -> None:
+    model = tiny()
+    tokens = random_tokens(model, 8)
+    avail = {m: torch.ones(8, dtype=torch.bool) for m in tokens}
+    avail["depth"][::2] = False
+    md = make_mod_dict(tokens, avail, 128, 128, generator=torch.Generator().manual_seed(0))
+    for key in ("input_mask", "target_mask"):
+        assert md["depth"][key][::2].all()             # excluded everywhere
+        assert not md["depth"][key][1::2].all()
+    n_in = sum((~md[m]["input_mask"]).sum(1) for m in md)
+    assert (n_in == 128).all()                          # the others take the budget
+    # the loss runs, and a sample's depth never reaches the encoder
+    total, per = model.loss(md)
+    assert torch.isfinite(total) and set(per) == set(NUM)
+
+
+def _fake_clips(n: int, drop_modality: str | None = None) -> list[dict]:
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(n):
+        clip = {f"tokens_{m}": rng.integers(1, 200, k) for m, k in NUM.items()
+                if m != drop_modality}
+        clip["meta"] = {"worker": i % 2, "index": i // 2}
+        clips.append(clip)
+    return clips
+
+
+def test_the_stream_collate_drops_depth_for_the_configured_fraction_of_clips() -> None:
+    clips = _fake_clips(400)
+    batch = collate_clips(clips, NUM, drop_depth_fraction=0.3, seed=5)
+    lost = ~batch["available"]["depth"]
+    assert 0.2 < float(lost.float().mean()) < 0.4
+    assert (batch["tokens"]["depth"][lost] == 0).all()
+    assert (batch["tokens"]["depth"][~lost] > 0).all()
+    assert batch["available"]["rgb"].all()
+    expect = [drop_depth(5, (c["meta"]["worker"], c["meta"]["index"]), 0.3) for c in clips]
+    assert lost.tolist() == expect                          # one draw per clip identity
+    again = collate_clips(clips, NUM, drop_depth_fraction=0.3, seed=5)
+    assert torch.equal(again["available"]["depth"], batch["available"]["depth"])
+    none = collate_clips(_fake_clips(4, drop_modality="gaze"), NUM)
+    assert not none["available"]["gaze"].any() and none["available"]["depth"].all()
+
+
+def test_a_config_with_drop_depth_fraction_gives_batches_without_depth(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path, batch_size=64, stream={"drop_depth_fraction": 0.5})
+    batch = SyntheticSource(cfg, tiny()).batch(0)
+    lost = ~batch["available"]["depth"]
+    assert 0.25 < float(lost.float().mean()) < 0.75
+    md = make_mod_dict(batch["tokens"], batch["available"], 64, 64,
+                       generator=torch.Generator().manual_seed(0))
+    assert md["depth"]["input_mask"][lost].all() and md["depth"]["target_mask"][lost].all()
+
+
+@pytest.mark.slow
+def test_the_live_stream_source_collates_tokenized_clips_and_drops_depth(tmp_path: Path
+                                                                         ) -> None:
+    from egosim.egom2p.model.train import StreamSource
+
+    cfg = tiny_cfg(tmp_path, video_size=32, batch_size=3, data={"source": "stream"},
+                   stream={"num_workers": 0, "drop_depth_fraction": 0.5, "clip_overrides": {
+                       "worlds": 1, "humans": [1, 1], "scene.pool_size": 1,
+                       "clips_per_episode": 1,
+                       "controller": "egosim.agents.controllers:prior_walker"}})
+    model = tiny(video=32)
+    source = StreamSource(cfg, model)
+    batch = source.batch(0)
+    for m, n in model.num_tokens.items():
+        assert batch["tokens"][m].shape == (3, n) and batch["tokens"][m].dtype == torch.int64
+        assert (batch["tokens"][m] < model.vocab[m]).all()
+    expect = [not drop_depth(0, (0, i), 0.5) for i in range(3)]
+    assert batch["available"]["depth"].tolist() == expect
+    assert source.state(1)["stream_batches"] == 1
+    source.close()
+
+
+# -- the network --------------------------------------------------------------------------
+
+def test_excluded_input_tokens_do_not_change_the_prediction() -> None:
+    model = tiny().eval()
+    tokens = random_tokens(model, 2)
+    avail = {m: torch.ones(2, dtype=torch.bool) for m in tokens}
+    md = make_mod_dict(tokens, avail, 64, 32, generator=torch.Generator().manual_seed(0))
+    other = {m: dict(e) for m, e in md.items()}
+    for e in other.values():
+        changed = e["tensor"].clone()
+        changed[e["input_mask"] & e["target_mask"]] = 7     # neither input nor target
+        e["tensor"] = changed
+    with torch.no_grad():
+        a, b = model(md), model(other)
+    assert all(torch.allclose(a[m][0], b[m][0], atol=1e-6) for m in a)
+    seen = {m: dict(e) for m, e in md.items()}
+    t = seen["rgb"]["tensor"].clone()
+    t[~seen["rgb"]["input_mask"]] += 1                       # an input token changes
+    seen["rgb"]["tensor"] = t
+    with torch.no_grad():
+        c = model(seen)
+    assert not torch.allclose(a["camera"][0], c["camera"][0])
+
+
+def test_output_logits_are_tied_to_the_input_embedding_and_no_linear_has_a_bias() -> None:
+    model = tiny()
+    for m in model.infos:
+        assert model.dec_emb[m].token is model.enc_emb[m].token
+    assert all(getattr(mod, "bias", None) is None for mod in model.modules()
+               if isinstance(mod, (torch.nn.Linear, torch.nn.LayerNorm)))
+    h = torch.randn(3, model.arch.dim)
+    tok = model.enc_emb["rgb"].token
+    assert torch.allclose(model.logits("rgb", h), h @ tok.weight.t(), atol=1e-5)
+    full = EgoM2P(Architecture(**SIZES["tiny"], video_head="full"))
+    assert full.logits("depth", h).shape == (3, 64000)
+
+
+def test_base_size_is_egom2ps() -> None:
+    assert SIZES["base"] == {"encoder_depth": 12, "decoder_depth": 12, "dim": 768, "heads": 12}
+
+
+@pytest.mark.slow
+def test_a_tiny_model_overfits_a_fixed_batch_below_half_a_nat() -> None:
+    model = tiny()
+    tokens = random_tokens(model, 4, seed=1)
+    avail = {m: torch.ones(4, dtype=torch.bool) for m in tokens}
+    md = make_mod_dict(tokens, avail, 64, 64, generator=torch.Generator().manual_seed(2))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    first = None
+    for _ in range(110):
+        loss, _ = model.loss(md)
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    final, per = model.loss(md)
+    assert first > 8.0                    # ln(64000) and ln(256) averaged: chance level
+    assert float(final.detach()) < 0.5, {m: float(v.detach()) for m, v in per.items()}
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+def test_default_schedules_have_egom2ps_steps_and_linear_counts() -> None:
+    model = tiny()
+    steps = {t: len(default_schedule(t, model.num_tokens)) for t in DEFAULT_SCHEDULES}
+    assert steps == {"camera": 3, "depth": 3, "gaze": 5, "rgb": 6, "camera_rgbd": 3}
+    assert [s.tokens for s in default_schedule("depth", model.num_tokens)] == [108, 107, 107]
+    assert linear_counts(30, 5) == [6] * 5
+    assert DecodeStep.from_dict({"target": "gaze", "tokens": 3}).scheme == "roar"
+    with pytest.raises(ValueError, match="unknown decode step key"):
+        DecodeStep.from_dict({"target": "gaze", "tokens": 3, "temp": 1.0})
+
+
+@pytest.mark.parametrize("scheme", ["roar", "maskgit"])
+@pytest.mark.parametrize("task", sorted(DEFAULT_SCHEDULES))
+def test_every_default_schedule_decodes_valid_tokens_of_the_right_count(task: str, scheme: str
+                                                                        ) -> None:
+    model = tiny().eval()
+    spec = DEFAULT_SCHEDULES[task]
+    target = spec["target"]
+    tokens = random_tokens(model, 2)
+    inputs = {m: tokens[m] for m in spec["inputs"]}
+    schedule = default_schedule(task, model.num_tokens, scheme=scheme, cfg_scale=2.0)
+    queried: list[int] = []
+    forward = model.forward
+
+    def spy(md):  # record how many positions each pass queries
+        queried.append(int((~md[target]["target_mask"][0]).sum()))
+        return forward(md)
+
+    model.forward = spy  # type: ignore[method-assign]
+    out = decode(model, inputs, schedule, torch.Generator().manual_seed(0))
+    ids = out[target]
+    assert ids.shape == (2, model.num_tokens[target]) and ids.dtype == torch.int64
+    assert ids.min() >= 0 and ids.max() < model.vocab[target]
+    conditional = queried[::2]            # each step: conditional, then unconditional pass
+    assert len(queried) == 2 * len(schedule)
+    if scheme == "roar":
+        assert conditional == [s.tokens for s in schedule]
+    else:                                 # MaskGIT queries every position still open
+        left = np.cumsum([0] + [s.tokens for s in schedule])[:-1]
+        assert conditional == [model.num_tokens[target] - int(k) for k in left]
+
+
+def test_decoding_is_seeded_and_guidance_changes_the_result() -> None:
+    model = tiny().eval()
+    inputs = {"rgb": random_tokens(model, 2)["rgb"]}
+    steps = [{"target": "gaze", "tokens": 30, "temperature": 1.0, "cfg_scale": 1.0,
+              "top_p": 1.0}]
+    a = decode(model, inputs, steps, torch.Generator().manual_seed(1))["gaze"]
+    b = decode(model, inputs, steps, torch.Generator().manual_seed(1))["gaze"]
+    c = decode(model, inputs, [{**steps[0], "cfg_scale": 4.0}],
+               torch.Generator().manual_seed(1))["gaze"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    short = decode(model, inputs, [{"target": "gaze", "tokens": 5}])["gaze"]
+    assert short.shape == (2, 30)         # the rest is filled by one more step
+
+
+# -- training -----------------------------------------------------------------------------
+
+def _state(path: Path) -> dict:
+    return read_checkpoint(path)
+
+
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path: Path) -> None:
+    straight = run(tiny_cfg(tmp_path / "a"))
+    run(tiny_cfg(tmp_path / "b", steps=3))
+    ckpts = sorted((tmp_path / "b" / "checkpoints").glob("step_*.pt"))
+    assert ckpts[-1].name == "step_0000003.pt"
+    # a half-written newer checkpoint is moved aside and the step-3 one is used
+    (tmp_path / "b" / "checkpoints" / "step_0000004.pt").write_bytes(b"truncated")
+    resumed = run(tiny_cfg(tmp_path / "b"))
+    assert resumed["steps_this_run"] == 3 and straight["steps"] == resumed["steps"] == 6
+    assert resumed["params_sha1"] == straight["params_sha1"]
+    a = _state(tmp_path / "a" / "checkpoints" / "step_0000006.pt")
+    b = _state(tmp_path / "b" / "checkpoints" / "step_0000006.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    assert (tmp_path / "b" / "checkpoints" / "step_0000004.pt.bad").exists()
+
+
+def test_a_run_writes_its_summary_and_an_export_load_model_reads(tmp_path: Path) -> None:
+    from egosim.egom2p.model.inference import load_model
+
+    summary = run(tiny_cfg(tmp_path, export_dir=str(tmp_path / "export"), tensorboard=True))
+    for key in ("steps", "wall_s", "clips_per_s", "data_wait_fraction", "final_losses"):
+        assert key in summary
+    assert set(summary["final_losses"]) == {"total", *NUM}
+    assert 0.0 <= summary["data_wait_fraction"] < 1.0
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "tensorboard").is_dir()
+    model = load_model(tmp_path / "export" / "tiny.pt")
+    assert params_digest(model) == summary["params_sha1"]
+    assert "tiny" in (tmp_path / "export" / "tiny.md").read_text()
+    with pytest.raises(FileNotFoundError, match="egosim egom2p train"):
+        load_model(tmp_path / "missing.pt")
+
+
+_DDP_SCRIPT = """
+import json, os, sys, torch
+torch.set_num_threads(1)
+from egosim.egom2p.model_config import TrainModelConfig
+from egosim.egom2p.model.train import run
+out = sys.argv[1]
+cfg = TrainModelConfig.model_validate({
+    "size": "tiny", "threads": 1, "steps": 2, "batch_size": 2, "input_budget": 32,
+    "target_budget": 32, "data": {"source": "synthetic"}, "output_dir": out,
+    "progress": False, "tensorboard": False, "device": "cpu"})
+s = run(cfg)
+with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), "w") as fh:
+    json.dump(s, fh)
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
+    import json
+
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(_DDP_SCRIPT))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                           "2", "--master_port", "29731", str(script), str(tmp_path)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = json.loads((tmp_path / "rank0.json").read_text())
+    r1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert r0["world_size"] == r1["world_size"] == 2 and r0["steps"] == 2
+    assert r0["params_sha1"] == r1["params_sha1"]
+    alone = run(tiny_cfg(tmp_path / "single", steps=2, batch_size=2, input_budget=32,
+                         target_budget=32, optim={}))
+    assert alone["params_sha1"] != r0["params_sha1"]   # rank 1's batch mattered
+
+
+# -- configs ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, key", [
+    ("input_budget=5000", "input_budget"),
+    ("optim.min_lr=0.5", "min_lr"),
+    ("alphas=[0.0]", "alphas"),
+    ("size=huge", "size"),
+    ("stream.drop_depth_fraction=1.5", "drop_depth_fraction"),
+    ("device=tpu", "device"),
+    ("video_size=30", "video_size"),
+    ("modalities=[rgb, sound]", "modalities"),
+    ("batchsize=4", "batchsize"),
+])
+def test_a_bad_config_names_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_config("egom2p_model", [override], schema=TrainModelConfig)
+
+
+def test_the_shipped_configs_load() -> None:
+    small = load_config("egom2p_model", [], schema=TrainModelConfig)
+    base = load_config("egom2p_model_base", [], schema=TrainModelConfig)
+    assert small.size == "small" and base.size == "base"
+    assert (base.input_budget, base.target_budget, base.bf16) == (2048, 2048, True)
+
+
+# -- use ----------------------------------------------------------------------------------
+
+def _check_predictions(model: EgoM2P, clip: dict, size: int) -> None:
+    from egosim.egom2p.model.inference import predict, predict_batch
+
+    cam = predict(model, clip, "camera")
+    assert cam.shape == (60, 4, 4) and cam.dtype == np.float64
+    assert np.allclose(cam[0], np.eye(4), atol=1e-9)
+    assert np.allclose(cam[:, :3, :3] @ cam[:, :3, :3].transpose(0, 2, 1), np.eye(3),
+                       atol=1e-5)
+    rgbd = predict(model, clip, "camera_rgbd")
+    assert rgbd.shape == (60, 4, 4) and rgbd.dtype == np.float64
+    depth = predict(model, clip, "depth")
+    assert depth.shape == (16, size, size) and depth.dtype == np.float32
+    assert (depth >= 0).all()
+    gaze = predict(model, clip, "gaze")
+    assert gaze.shape == (60, 2) and gaze.dtype == np.float32 and np.abs(gaze).max() <= 1
+    rgb = predict(model, clip, "rgb")
+    assert rgb.shape == (16, size, size, 3) and rgb.dtype == np.uint8
+    many = predict_batch(model, [clip, clip, clip], "gaze", batch_size=2)
+    assert len(many) == 3 and all(g.shape == (60, 2) for g in many)
+    with pytest.raises(KeyError, match="unknown task"):
+        predict(model, clip, "semantic")
+
+
+def test_predict_gives_the_documented_shapes_on_a_clip_of_the_layout() -> None:
+    from egosim.egom2p.tokenizers.clip_data import synthetic_clips
+
+    clips = synthetic_clips(1, 64, 64, seed=0)
+    clip = {k: v[0] for k, v in clips.arrays.items()}
+    _check_predictions(tiny().eval(), clip, 64)
+
+
+@pytest.mark.slow
+def test_predict_gives_the_documented_shapes_on_a_real_stream_clip() -> None:
+    from torch.utils.data import DataLoader
+
+    from egosim.egom2p.stream import SimStream
+
+    stream = SimStream(overrides={"video_size": 32, "worlds": 1, "humans": [1, 1],
+                                  "scene.pool_size": 1, "clips_per_episode": 1,
+                                  "controller": "egosim.agents.controllers:prior_walker"},
+                       seed=3)
+    it = iter(DataLoader(stream, batch_size=None, num_workers=0))
+    clip = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in next(it).items()}
+    del it
+    _check_predictions(tiny(video=32).eval(), clip, 32)
