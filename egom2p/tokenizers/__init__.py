@@ -53,6 +53,8 @@ def _sequence(name: str) -> Callable[[dict[str, Any] | None], Tokenizer]:
 
         from .sequence import SequenceTokenizer
 
+        if model is not None and "quantizer" not in model:  # stored before FSQ existed
+            model = {**model, "quantizer": "vq"}
         cfg = SequenceModelSection.model_validate(model) if model is not None else None
         return SequenceTokenizer(name, cfg)  # type: ignore[arg-type]
 
