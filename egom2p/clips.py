@@ -39,6 +39,9 @@ meta            dict                    ``scene_spec``, ``scene_seed`` (-1: none
                                         ``eye_state``: ``(T,)`` per gaze sample)
 ==============  ======================  ===================================================
 
+With ``ClipBuilder(hmr=True)`` a clip also holds ``hmr``, a dict of human-mesh-recovery
+labels of the other humans per video frame (:mod:`egosim.egom2p.datasets.hmr`).
+
 ``camera`` and ``camera_9d`` come with modality ``camera`` (with ``video_camera``);
 ``gaze`` and ``gaze_valid`` with ``gaze``; ``intrinsics``, the times and ``meta`` always.
 
@@ -408,6 +411,10 @@ class ClipBuilder:
         extra_views: additional ``CameraSpec`` modalities of the video camera to put in each
             clip under their name (``"instance"``, ``"semantic"``: ``(K, S, S)`` int32;
             ``"normal"``), e.g. for tests and previews.
+        hmr: add ``clip["hmr"]``, human-mesh-recovery labels of the other humans in each
+            video frame (SMPL-X parameters and joints in the camera frame, 2-D joints with
+            visibility, instance masks and boxes: :mod:`egosim.egom2p.datasets.hmr`); the
+            other keys are the same bytes as without it.
 
     Attributes:
         cfg: the resolved config.
@@ -419,7 +426,8 @@ class ClipBuilder:
 
     def __init__(self, config: ClipConfig | str | dict | None = None,
                  overrides: Sequence[str] | dict[str, Any] | None = None, *, seed: int = 0,
-                 worker: int = 0, threads: int = 1, extra_views: Sequence[str] = ()) -> None:
+                 worker: int = 0, threads: int = 1, extra_views: Sequence[str] = (),
+                 hmr: bool = False) -> None:
         from egosim.envs.config import LocomotionEnvConfig
         from egosim.envs.env_base import resolve_config
         from egosim.sensors import CameraSpec
@@ -446,6 +454,7 @@ class ClipBuilder:
         self._rgb = CameraSpec(uuid="rgb", modality="rgb", **common)
         self._depth = CameraSpec(uuid="depth", modality="depth", **common)
         self._extra = tuple(CameraSpec(uuid=m, modality=m, **common) for m in extra_views)
+        self.hmr = bool(hmr)
         self.times = dict.fromkeys(STAGES, 0.0)
         self.clips_made = 0
         self.clips_dropped = 0
@@ -735,7 +744,16 @@ class ClipBuilder:
         self.times["assemble"] += time.perf_counter() - t0
         on_floor = w.scene.has_floor(data["joints"][:, :, 0]).all(axis=1)  # (N,)
         self._lost += int((~on_floor).sum())
-        views = self._render(e, data, vidx, poses40, rgb, depth, renderer, noise, on_floor)
+        hmr_specs: tuple[Any, ...] = ()
+        if self.hmr:  # noise-free instance and depth views at the video camera's intrinsics
+            from egosim.sensors import CameraSpec
+
+            hmr_common = {"resolution": rgb.resolution, "intrinsics": rgb.focal_principal(),
+                          "near": rgb.near, "far": rgb.far}
+            hmr_specs = (CameraSpec(uuid="hmr_instance", modality="instance", **hmr_common),
+                         CameraSpec(uuid="hmr_depth", modality="depth", **hmr_common))
+        views = self._render(e, data, vidx, poses40, rgb, depth, renderer, noise, on_floor,
+                             hmr_specs)
         t0 = time.perf_counter()
         u = np.arange(tp) * (MOTION_FPS / cfg.pose_fps)
         eyes30 = _interp_rows(np.moveaxis(data["eyes"], 0, 1), u)  # (T, N, 2, 3)
@@ -801,18 +819,45 @@ class ClipBuilder:
                 "start_s": f0 / MOTION_FPS, "seed": self.seed, "worker": self.worker,
                 "index": index, "controller": cfg.controller,
                 "attention": {"kind": att.kind, "instance": att.instance, "eye_state": state}}
+            if self.hmr:
+                clip["hmr"] = self._hmr_labels(e, h, data, vidx, poses40[h, vidx], views, k_mat,
+                                               rgb.near)
             self._queue.append(clip)
             index += 1
         return index
 
+    def _hmr_labels(self, e: int, h: int, data: dict[str, np.ndarray], vidx: np.ndarray,
+                    poses: np.ndarray, views: dict[str, np.ndarray], k_mat: np.ndarray,
+                    near: float) -> dict[str, np.ndarray]:
+        """Wearer ``h``'s ``clip["hmr"]`` (:func:`egosim.egom2p.datasets.hmr.hmr_labels`)
+        of the other humans of its world at the video frames ``vidx``."""
+        import torch
+
+        from egosim.egom2p.datasets.hmr import hmr_labels
+        from egosim.envs.humans.body_proxy import INSTANCE_BASE
+
+        sim = self._sim
+        others = [j for j in range(sim.N) if j != h]
+        rows = np.asarray(sim.humans(e))[others]
+        with torch.no_grad():
+            pelvis = sim.prior.body.rest_joints(sim.betas[rows], sim.gender[rows])[:, 0]
+        return hmr_labels(
+            data["joints"][others][:, vidx], data["global_orient"][others][:, vidx],
+            data["body_pose"][others][:, vidx], data["transl"][others][:, vidx],
+            sim.betas[rows].numpy(), sim.gender[rows].numpy(), pelvis.numpy(),
+            np.array([INSTANCE_BASE + j for j in others], np.int32), poses, k_mat,
+            views["hmr_instance"][h], views["hmr_depth"][h], near)
+
     def _render(self, e: int, data: dict[str, np.ndarray], vidx: np.ndarray,
                 poses40: np.ndarray, rgb: Any, depth: Any, renderer: Any,
-                noise: np.random.Generator, wearers: np.ndarray) -> dict[str, np.ndarray]:
+                noise: np.random.Generator, wearers: np.ndarray,
+                hmr_specs: Sequence[Any] = ()) -> dict[str, np.ndarray]:
         """The video frames of the wearers ``wearers (N,) bool`` (the others' stay zero):
         ``{uuid: (N, K, S, S[, 3])}``. Each (wearer, frame)
         is rendered with its own meshes: the other humans whose bounding spheres meet the
         view (posed coarse bodies), and its own hands and feet (``self_body``); frames
-        without any are rendered in one batched call."""
+        without any are rendered in one batched call. ``hmr_specs`` are rendered too,
+        without the augmentations."""
         from egosim.envs.humans.body_proxy import INSTANCE_BASE
         from egosim.envs.scenes import class_id
         from egosim.sensors import DynamicMesh, MotionBlur, pose_velocity
@@ -821,7 +866,7 @@ class ClipBuilder:
         n, kf = sim.N, len(vidx)
         specs = ([rgb] if "rgb" in cfg.modalities else []) + \
                 ([depth] if "depth" in cfg.modalities else []) + list(self._extra)
-        if not specs:
+        if not specs and not hmr_specs:
             return {}
         if cfg.augment.depth_noise and "depth" in cfg.modalities:
             from egosim.sensors import DepthNoise
@@ -832,6 +877,7 @@ class ClipBuilder:
             blur = MotionBlur(probability=cfg.augment.blur_probability)
             specs = [s.model_copy(update={"motion_blur": blur}) if s.modality == "rgb" else s
                      for s in specs]
+        specs = specs + list(hmr_specs)
         blurred = any(s.motion_blur is not None for s in specs)
         t0 = time.perf_counter()
         proxy = self._body_proxy(sim)
