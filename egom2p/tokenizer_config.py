@@ -187,7 +187,8 @@ class TrainTokenizerConfig(StrictModel):
         abs_rel_weight=1.0))
     camera: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
         translation_weight=4.0))
-    gaze: SequenceTrainSection = Field(default_factory=SequenceTrainSection)
+    gaze: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
+        steps=4000, model=SequenceModelSection(width=96, layers=2, quantizer="vq")))
     output_dir: str = Field("runs/egom2p/tokenizers", description="runs go to "
                             "output_dir/<modality> (checkpoints, tensorboard, summary.json)")
     export_dir: str | None = Field(None, description="write <modality>.pt and its model card "
