@@ -4,6 +4,11 @@
 (:mod:`egosim.egom2p.model.train`); the YAML documents them, and
 ``configs/egom2p_model_base.yaml`` is EgoM2P's size on a GPU. Units: steps are optimiser
 steps, budgets are tokens per sample, sizes pixels, times seconds.
+
+Two options leave the defaults' behaviour untouched when off: ``roles`` (every modality
+``both`` by default; ``input`` or ``target`` fix a modality to one side of the masks, for a
+single-task specialist such as ``configs/egom2p_depth_specialist.yaml``) and the stream's
+replay buffer ``data.replay_clips`` (0: off; see :mod:`egosim.egom2p.model.train`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from egosim.config import ConfigValueError, StrictModel
 from egosim.egom2p.config import CLIP_MODALITIES
 
 __all__ = ["DataSection", "OptimSection", "StreamSection", "TrainModelConfig"]
+
+Role = Literal["both", "input", "target"]
+"""A modality's role in the training masks (:data:`egosim.egom2p.model.masking.ROLES`):
+input and target tokens (``both``), input tokens only (``input``: never predicted) or target
+tokens only (``target``: never an input)."""
 
 
 class OptimSection(StrictModel):
@@ -74,6 +84,15 @@ class DataSection(StrictModel):
     cache_dir: str = Field("runs/egom2p/clip_cache/train", description="folder of clip "
                            ".npz files (tokens_<modality> entries, or raw clips)")
     cache_clips: int = Field(0, ge=0, description="clips read from cache_dir (0: all)")
+    replay_clips: int = Field(0, ge=0, le=10_000_000, description="source stream: a replay "
+                              "buffer of the newest this many tokenized clips, filled by a "
+                              "background thread, each batch drawn from it (0: off, every "
+                              "clip used once; at least batch_size)")
+    replay_reuse: float = Field(4.0, ge=0.0, le=1_000_000.0, description="with replay: "
+                                "clips consumed per clip streamed; > 0: fixed schedule, exact "
+                                "and resumable, the learner waits only when the stream is "
+                                "slower than that; 0: never wait once batch_size clips are "
+                                "in, not reproducible, a resume starts a fresh buffer")
 
 
 class TrainModelConfig(StrictModel):
@@ -85,6 +104,10 @@ class TrainModelConfig(StrictModel):
                             "tokenized clips, pixels (multiple of 8)")
     modalities: list[str] = Field(default_factory=lambda: list(CLIP_MODALITIES),
                                   description="modalities the model learns")
+    roles: dict[str, Role] = Field(default_factory=lambda: dict.fromkeys(CLIP_MODALITIES,
+                                                                         "both"),
+                                   description="modality -> both, input (never a target) or "
+                                   "target (never an input); a modality not listed: both")
     video_head: Literal["factorized", "full"] = Field(
         "factorized", description="video token head: factorized over the 6 FSQ digits "
         "(tied), or the full 64,000-way tied softmax (EgoM2P's; about 10x slower on a CPU)")
@@ -124,6 +147,21 @@ class TrainModelConfig(StrictModel):
                              f", at least one; got {value}")
         return value
 
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [m for m in value if m not in CLIP_MODALITIES]
+        if bad:
+            raise ValueError(f"roles names unknown modalities {bad}; known: "
+                             f"{', '.join(CLIP_MODALITIES)}")
+        return {m: value.get(m, "both") for m in CLIP_MODALITIES}
+
+    def learned_roles(self) -> dict[str, str] | None:
+        """The roles of the learned modalities (``modalities`` order), or None when every
+        one is ``both`` (the masks of the plain scheme)."""
+        roles = {m: self.roles.get(m, "both") for m in self.modalities}
+        return None if all(r == "both" for r in roles.values()) else roles
+
     @field_validator("alphas")
     @classmethod
     def _alphas(cls, value: list[float]) -> list[float]:
@@ -137,6 +175,29 @@ class TrainModelConfig(StrictModel):
         if value % 8:
             raise ValueError(f"video_size must be a multiple of 8, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _roles_and_replay(self) -> TrainModelConfig:
+        stray = [m for m, r in self.roles.items() if r != "both" and m not in self.modalities]
+        if stray:
+            raise ConfigValueError(tuple(f"roles.{m}" for m in stray),
+                                   f"{', '.join(stray)} not in modalities {self.modalities}: "
+                                   "only a learned modality takes a role other than both")
+        roles = {m: self.roles[m] for m in self.modalities}
+        for side, other in (("input", "target"), ("target", "input")):
+            if all(r == other for r in roles.values()):
+                raise ConfigValueError("roles", f"no learned modality can be {side}: every one "
+                                       f"of {self.modalities} is {other}-only")
+        d = self.data
+        if d.replay_clips and d.source != "stream":
+            raise ConfigValueError(("data.replay_clips", "data.source"), "the replay buffer "
+                                   f"is for data.source=stream, got {d.source!r} (set "
+                                   "data.replay_clips=0)")
+        if 0 < d.replay_clips < self.batch_size:
+            raise ConfigValueError(("data.replay_clips", "batch_size"), "the replay buffer "
+                                   f"({d.replay_clips} clips) must hold at least a batch "
+                                   f"({self.batch_size} clips)")
+        return self
 
     @model_validator(mode="after")
     def _budget_leaves_targets(self) -> TrainModelConfig:

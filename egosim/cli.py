@@ -162,12 +162,13 @@ EGOM2P_JOBS: dict[str, Job] = {
 ENV_CONFIGS: dict[str, type[BaseModel]] = {
     "env_locomotion": LocomotionEnvConfig,
     "env_crowd": CrowdEnvConfig,
-    "env_samurai": LocomotionEnvConfig,   # EgoLocomotion inside pybullet's samurai monastery
 }
 
 #: Other shipped configs of a command (``--config NAME``): name -> schema.
 VARIANT_CONFIGS: dict[str, type[BaseModel]] = {
     "egom2p_model_base": TrainModelConfig,   # egosim egom2p train --config egom2p_model_base
+    # egosim egom2p train --config egom2p_depth_specialist (rgb in, depth out)
+    "egom2p_depth_specialist": TrainModelConfig,
 }
 
 

@@ -1,4 +1,5 @@
-"""The EgoM2P model: budgets and masks, the network, decoding, training (resume, DDP), use."""
+"""The EgoM2P model: budgets and masks (roles), the network, decoding, training (resume, DDP,
+the stream's replay buffer), use (a depth specialist too)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from egosim.egom2p.model.decoding import (
 )
 from egosim.egom2p.model.masking import make_mod_dict, sample_masks, split_budget
 from egosim.egom2p.model.train import (
+    ReplaySource,
     SyntheticSource,
     collate_clips,
     drop_depth,
@@ -116,6 +118,39 @@ def test_a_sample_without_depth_gets_no_depth_input_or_target() -> None:
     # the loss runs, and a sample's depth never reaches the encoder
     total, per = model.loss(md)
     assert torch.isfinite(total) and set(per) == set(NUM)
+
+
+def test_roles_keep_inputs_out_of_targets_and_targets_out_of_inputs() -> None:
+    avail = {m: torch.ones(64, dtype=torch.bool) for m in NUM}
+    avail["gaze"][:16] = False
+    roles = {"rgb": "input", "depth": "target"}            # camera, gaze: both
+    masks = sample_masks(avail, NUM, 128, 96, generator=torch.Generator().manual_seed(4),
+                         roles=roles)
+    assert masks["rgb"][1].all() and masks["depth"][0].all()
+    assert (~masks["rgb"][0]).any() and (~masks["depth"][1]).any()
+    n_in = sum((~masks[m][0]).sum(1) for m in NUM)
+    n_tg = sum((~masks[m][1]).sum(1) for m in NUM)
+    assert (n_in == 128).all() and (n_tg == 96).all()       # the budgets are still spent
+    assert masks["gaze"][0][:16].all() and masks["gaze"][1][:16].all()
+    for m in NUM:
+        assert not ((~masks[m][0]) & (~masks[m][1])).any()
+    # the specialist: rgb takes the whole input budget, depth the whole target budget
+    two = {"rgb": 320, "depth": 322}
+    spec = sample_masks({m: torch.ones(8, dtype=torch.bool) for m in two}, two, 128, 128,
+                        generator=torch.Generator().manual_seed(0), roles=roles)
+    assert ((~spec["rgb"][0]).sum(1) == 128).all() and ((~spec["depth"][1]).sum(1) == 128).all()
+    assert spec["rgb"][1].all() and spec["depth"][0].all()
+    with pytest.raises(ValueError, match="roles must be one of"):
+        sample_masks(avail, NUM, 8, 8, roles={"rgb": "output"})
+
+
+def test_all_both_roles_draw_exactly_the_masks_of_the_plain_scheme() -> None:
+    avail = {m: torch.rand(16, generator=torch.Generator().manual_seed(1)) > 0.3 for m in NUM}
+    plain = sample_masks(avail, NUM, 100, 60, generator=torch.Generator().manual_seed(9))
+    both = sample_masks(avail, NUM, 100, 60, generator=torch.Generator().manual_seed(9),
+                        roles=dict.fromkeys(NUM, "both"))
+    assert all(torch.equal(plain[m][k], both[m][k]) for m in NUM for k in (0, 1))
+    assert load_config("egom2p_model", [], schema=TrainModelConfig).learned_roles() is None
 
 
 def _fake_clips(n: int, drop_modality: str | None = None) -> list[dict]:
@@ -335,6 +370,107 @@ def test_a_run_writes_its_summary_and_an_export_load_model_reads(tmp_path: Path)
         load_model(tmp_path / "missing.pt")
 
 
+def test_a_depth_specialist_learns_depth_only_and_predict_decodes_rgb_to_depth(tmp_path: Path
+                                                                             ) -> None:
+    from egosim.egom2p import load_model, predict
+    from egosim.egom2p.tokenizers.clip_data import synthetic_clips
+
+    cfg = tiny_cfg(tmp_path, steps=3, video_size=32, modalities=["rgb", "depth"],
+                   roles={"rgb": "input", "depth": "target"},
+                   export_dir=str(tmp_path / "export"))
+    summary = run(cfg)
+    assert set(summary["final_losses"]) == {"total", "depth"}   # rgb is never a target
+    model = load_model(tmp_path / "export" / "tiny.pt")
+    assert model.roles == {"rgb": "input", "depth": "target"}
+    assert set(model.num_tokens) == {"rgb", "depth"}
+    clips = synthetic_clips(1, 32, 32, seed=0)
+    clip = {k: v[0] for k, v in clips.arrays.items()}
+    passes: list[int] = []
+    forward = model.forward
+
+    def spy(md):  # count the passes and the positions each queries
+        passes.append(int((~md["depth"]["target_mask"][0]).sum()))
+        return forward(md)
+
+    model.forward = spy  # type: ignore[method-assign]
+    depth = predict(model, clip, "depth")
+    assert depth.shape == (16, 32, 32) and depth.dtype == np.float32 and (depth >= 0).all()
+    assert passes == [model.num_tokens["depth"]]   # one pass, every position, no guidance
+    with pytest.raises(ValueError, match="camera"):
+        predict(model, clip, "camera")            # no camera modality
+    with pytest.raises(ValueError, match="target only"):
+        predict(model, clip, "rgb")               # depth was never an input
+
+
+def test_the_replay_schedule_needs_one_new_clip_per_reuse_clips_consumed(tmp_path: Path
+                                                                        ) -> None:
+    cfg = tiny_cfg(tmp_path, video_size=32, batch_size=4, data={
+        "source": "stream", "replay_clips": 8, "replay_reuse": 4.0},
+        stream={"num_workers": 0, "clip_overrides": TINY_STREAM})
+    model = tiny(video=32)
+    src = ReplaySource(cfg, model)                 # nothing is simulated before batch()
+    assert [src.needed(s) for s in (0, 1, 3, 4, 100)] == [4, 5, 7, 8, 104]
+    assert src.state(5)["replay_mode"] == "scheduled" and src.segment == 0
+    free_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"replay_reuse": 0})})
+    free = ReplaySource(free_cfg, model)
+    assert free.needed(100) == 4 and free.segment == 0
+    again = ReplaySource(free_cfg, model, resume=free.state(7))   # a resume: a new segment
+    assert again.segment == 1 and again.seed == free.seed + 1_000_000
+    for s in (src, free, again):
+        s.close()
+
+
+TINY_STREAM = {"worlds": 1, "humans": [1, 1], "scene.pool_size": 1, "clips_per_episode": 1,
+               "controller": "egosim.agents.controllers:prior_walker"}
+
+
+def _stream_cfg(tmp: Path, steps: int, **data: object) -> TrainModelConfig:
+    return tiny_cfg(tmp, steps=steps, video_size=32, batch_size=2, input_budget=32,
+                    target_budget=32, checkpoint_every=1000, tensorboard=True, log_every=5,
+                    data={"source": "stream", **data},
+                    stream={"num_workers": 0, "clip_overrides": TINY_STREAM},
+                    optim={"warmup_steps": 2, "decay_steps": 40})
+
+
+@pytest.mark.slow
+def test_replay_lowers_the_data_wait_and_the_summary_holds_the_rates(tmp_path: Path) -> None:
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    plain = run(_stream_cfg(tmp_path / "plain", 30))
+    free = run(_stream_cfg(tmp_path / "free", 30, replay_clips=16, replay_reuse=0.0))
+    assert "replay" not in plain
+    assert free["data_wait_fraction"] < plain["data_wait_fraction"], (free, plain)
+    on_disk = json.loads((tmp_path / "free" / "summary.json").read_text())
+    rep = on_disk["replay"]
+    assert rep["mode"] == "free" and rep["consumed_clips"] == 60
+    assert rep["produced_clips_per_s"] > 0 and rep["consumed_clips_per_s"] > 0
+    assert rep["reuse_factor"] == pytest.approx(60 / rep["delivered_clips"])
+    assert on_disk["stream_clips_per_s"] > 0 and on_disk["clips_per_s"] > 0
+    events = EventAccumulator(str(tmp_path / "free" / "tensorboard"))
+    events.Reload()
+    assert {"replay/produced_clips_per_s", "replay/reuse_factor", "replay/buffer_clips",
+            "data_wait_fraction", "clips_per_s"} <= set(events.Tags()["scalars"])
+
+
+@pytest.mark.slow
+def test_scheduled_replay_resumes_bit_for_bit_and_reuses_each_clip_as_set(tmp_path: Path
+                                                                          ) -> None:
+    data = {"replay_clips": 4, "replay_reuse": 3.0}
+    straight = run(_stream_cfg(tmp_path / "a", 9, **data))
+    part = _stream_cfg(tmp_path / "b", 9, **data)
+    run(part.model_copy(update={"steps": 5}))
+    resumed = run(part)
+    assert resumed["steps_this_run"] == 4
+    assert resumed["params_sha1"] == straight["params_sha1"]
+    rep = straight["replay"]
+    assert rep["mode"] == "scheduled" and rep["consumed_clips"] == 18
+    assert rep["delivered_clips"] >= 2 + (8 * 2) // 3          # what the last step needed
+    # the resumed run remade and dropped the clips before its first window
+    assert resumed["replay"]["remade_clips"] == 2 + (5 * 2) // 3 - 4
+
+
 _DDP_SCRIPT = """
 import json, os, sys, torch
 torch.set_num_threads(1)
@@ -382,10 +518,37 @@ def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
     ("video_size=30", "video_size"),
     ("modalities=[rgb, sound]", "modalities"),
     ("batchsize=4", "batchsize"),
+    ("roles.rgb=output", "roles.rgb"),
+    ("roles.sound=input", "roles"),
+    ("roles={rgb: target, depth: target, camera: target, gaze: target}", "roles"),
+    ("data.replay_clips=4", "data.replay_clips"),
+    ("data.replay_reuse=-1", "replay_reuse"),
 ])
 def test_a_bad_config_names_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load_config("egom2p_model", [override], schema=TrainModelConfig)
+
+
+def test_a_role_other_than_both_needs_a_learned_modality() -> None:
+    with pytest.raises(ConfigError, match="roles.camera"):
+        load_config("egom2p_depth_specialist", ["roles.camera=target"],
+                    schema=TrainModelConfig)
+    with pytest.raises(ConfigError, match="data.replay_clips"):
+        load_config("egom2p_model", ["data.source=cache", "data.replay_clips=64"],
+                    schema=TrainModelConfig)
+
+
+def test_the_depth_specialist_config_differs_from_the_model_config_only_as_its_header_says(
+) -> None:
+    from egosim.config import dump_config
+
+    spec = load_config("egom2p_depth_specialist", [], schema=TrainModelConfig)
+    base = load_config("egom2p_model", [], schema=TrainModelConfig)
+    assert spec.modalities == ["rgb", "depth"] and spec.learned_roles() == {
+        "rgb": "input", "depth": "target"}
+    assert spec.output_dir == "runs/egom2p/depth_specialist"
+    a, b = dump_config(spec, mode="json"), dump_config(base, mode="json")
+    assert {k for k in a if a[k] != b[k]} == {"modalities", "roles", "output_dir"}
 
 
 def test_the_shipped_configs_load() -> None:

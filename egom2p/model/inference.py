@@ -24,11 +24,18 @@ tokenizers (:func:`egosim.egom2p.tokenizers.load`, loaded once per process), dec
 the task's schedule (:func:`egosim.egom2p.model.decoding.default_schedule`, ROAR) and
 detokenized (camera through the camera tokenizer and :mod:`egosim.egom2p.camera_9d`).
 ``H x W`` must be the model's video size.
+
+A model trained with fixed roles (``roles`` of the training config, kept as
+``model.roles``: e.g. the depth specialist, rgb ``input``, depth ``target``) never saw its
+``target`` modalities as inputs nor a sample without inputs, so by default such a target is
+decoded in one step (every position queried at once) without guidance; a task whose input
+is a ``target``-only modality, or whose target an ``input``-only one, is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +74,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         FileNotFoundError: no checkpoint there (the message names the command that trains
             and exports the shipped one).
         ValueError: not a model checkpoint.
+
+    The model's ``roles`` attribute holds the training config's roles of its modalities
+    (all ``both`` for a checkpoint without them).
     """
     from .train import read_checkpoint
 
@@ -77,6 +87,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     ckpt = read_checkpoint(target)
     model = EgoM2P(Architecture.from_dict(ckpt["arch"]))
     model.load_state_dict(ckpt["state_dict"])
+    cfg = ckpt.get("config") or (ckpt.get("info") or {}).get("config") or {}
+    roles = cfg.get("roles") or {}
+    model.roles = {m: roles.get(m, "both") for m in model.num_tokens}
     return model.to(device).eval()
 
 
@@ -165,7 +178,17 @@ def predict_batch(model: EgoM2P, clips: Sequence[Mapping[str, Any]], task: str,
     if missing:
         raise ValueError(f"task {task!r} needs modalities {', '.join(missing)} the model "
                          f"does not have ({', '.join(model.num_tokens)})")
+    roles = getattr(model, "roles", None) or {}
+    unseen = [(m, "an input", "a target") for m in inputs if roles.get(m) == "target"]
+    if roles.get(target) == "input":
+        unseen.append((target, "the target", "an input"))
+    if unseen:
+        m, want, had = unseen[0]
+        raise ValueError(f"task {task!r} needs {m} as {want}; the model was trained with it "
+                         f"as {had} only (roles {roles})")
     steps = schedule if schedule is not None else default_schedule(task, model.num_tokens)
+    if schedule is None and roles.get(target) == "target":  # as trained: one pass, no CFG
+        steps = [replace(steps[0], tokens=model.num_tokens[target], cfg_scale=1.0)]
     was = model.training
     model.eval()
     out: list[np.ndarray] = []

@@ -17,6 +17,43 @@ zeros and ``False``; :func:`collate_clips`):
 - ``synthetic``: random ids of the right sizes, drawn from ``[seed, rank, s]`` (tests,
   benchmarks).
 
+**Replay** (``data.replay_clips: N > 0``, stream only; :class:`ReplaySource`): a
+background thread pulls tokenized clips from the stream's DataLoader (``batch_size=None``,
+the workers keep only the tokens) into a buffer of the newest ``N``; each batch is
+``batch_size`` distinct clips of the buffer drawn from ``default_rng([seed, rank, s, 1])``,
+so the optimiser is not paced by the simulation. ``data.replay_reuse = r`` sets how:
+
+- ``r > 0`` (default 4): a fixed schedule. Before step ``s`` the stream must have delivered
+  ``A(s) = B + floor(s B / r)`` clips (``B = batch_size``) and the batch is drawn from clips
+  ``[max(0, A(s) - N), A(s))`` of the loader's order: each clip is used about ``r`` times,
+  the learner waits only when the stream delivers fewer than ``1 / r`` of the clips a step
+  consumes per step, and the run is a pure function of the seeds and the worker count, as
+  without replay. A resume is exact: its stream remakes (and drops) the first
+  ``A(s) - N`` clips, ``r`` times fewer than the plain stream's resume remakes.
+- ``r = 0``: free running. The batch is drawn from whatever the buffer holds (the newest
+  ``N`` clips); once ``B`` clips are in, the learner never waits for the stream, and the
+  reuse factor is whatever the two rates make it. This trades exact resume for throughput:
+  batches depend on timing, so two runs differ, and **a resume continues from a fresh, empty
+  buffer** on a new stream segment (seed ``stream.seed + 1000 rank + 1000000 k`` for the
+  ``k``-th resume, so no clip of an earlier segment is made again).
+
+Changing ``data.replay_clips`` or ``data.replay_reuse`` across a resume gives a valid run
+that no uninterrupted run equals.
+
+The thread (the stream's DataLoader iterator, its workers) stops at the end of the run.
+TensorBoard gets ``replay/produced_clips_per_s`` (clips the stream delivered per second,
+over the logging window), ``replay/reuse_factor`` (clips consumed / clips delivered, since
+the start of this process), ``replay/buffer_clips`` and ``replay/wait_s`` (the learner's
+seconds waiting for the buffer in the window); ``summary.json`` a ``replay`` section with
+the same figures over the whole run.
+
+**Roles** (``roles``): a modality's role in the masks (:mod:`.masking`): ``input`` ones are
+never targets, ``target`` ones never inputs (e.g. ``configs/egom2p_depth_specialist.yaml``:
+rgb in, depth out). The built model keeps them as ``model.roles`` (and
+:func:`~egosim.egom2p.model.inference.load_model` restores them from the checkpoint's
+config): :func:`~egosim.egom2p.model.inference.predict` then decodes a target-only modality
+in one step without guidance, the way it was trained.
+
 ``stream.drop_depth_fraction`` marks depth unavailable on that fraction of clips (drawn per
 clip), so the model learns without it. Each step's masks (:mod:`.masking`: input and
 target budgets, Dirichlet splits) come from a generator seeded with ``[seed, rank, s]``.
@@ -38,15 +75,17 @@ a half-written or unreadable newest one is moved aside and the previous one is u
 **DDP.** Under ``torchrun`` (``WORLD_SIZE > 1``) each process joins the group from the
 environment (backend ``nccl`` on CUDA, ``gloo`` on a CPU), wraps the model in
 ``DistributedDataParallel``, and reads other data: the stream of rank ``r`` has seed
-``stream.seed + 1000 r``; the cache's step batch of ``B * world`` clips is sliced by rank;
-synthetic batches and masks are seeded with the rank. Rank 0 alone writes checkpoints,
+``stream.seed + 1000 r`` (with replay, each rank fills its own buffer); the cache's step
+batch of ``B * world`` clips is sliced by rank; synthetic batches and masks are seeded
+with the rank. Rank 0 alone writes checkpoints,
 TensorBoard and the summary. ``batch_size`` is per process.
 
 **Logs.** TensorBoard (``output_dir/tensorboard``): ``loss/total``, ``loss/<modality>``
 (cross-entropy, nats), ``lr``, ``clips_per_s`` (clips consumed by the optimiser, all
 ranks), ``data_wait_fraction`` (time waiting for the next batch / step wall time). At the
 end ``output_dir/summary.json``: steps, wall seconds, clips/s consumed, stream clips/s
-produced, data-wait fraction, final losses per modality (mean of the last 50 steps). With
+produced (the workers' own counters), data-wait fraction, with replay its section (above),
+final losses per modality (mean of the last 50 steps). With
 ``export_dir``: ``<size>.pt`` (weights) and the model card ``<size>.md``
 (:func:`egosim.egom2p.model.inference.load_model` reads both a checkpoint and an export).
 """
@@ -76,9 +115,9 @@ from egosim.egom2p.model_config import TrainModelConfig
 from .masking import make_mod_dict
 from .transformer import SIZES, Architecture, EgoM2P
 
-__all__ = ["CHECKPOINT_FORMAT", "Batch", "CacheSource", "StreamSource", "SyntheticSource",
-           "architecture", "build_model", "collate_clips", "drop_depth", "export",
-           "make_source", "params_digest", "read_checkpoint", "run"]
+__all__ = ["CHECKPOINT_FORMAT", "Batch", "CacheSource", "ReplaySource", "StreamSource",
+           "SyntheticSource", "architecture", "build_model", "collate_clips", "drop_depth",
+           "export", "keep_tokens", "make_source", "params_digest", "read_checkpoint", "run"]
 
 CHECKPOINT_FORMAT = "egosim.egom2p.model/1"
 
@@ -95,10 +134,13 @@ def architecture(cfg: TrainModelConfig) -> Architecture:
 
 
 def build_model(cfg: TrainModelConfig) -> EgoM2P:
-    """A freshly initialised model, its weights a function of ``cfg.seed`` only."""
+    """A freshly initialised model, its weights a function of ``cfg.seed`` only; its
+    ``roles`` attribute holds the learned modalities' roles (``cfg.roles``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return EgoM2P(architecture(cfg))
+        model = EgoM2P(architecture(cfg))
+    model.roles = {m: cfg.roles.get(m, "both") for m in cfg.modalities}
+    return model
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -344,13 +386,204 @@ class StreamSource:
         self._it = None
 
 
-def make_source(cfg: TrainModelConfig, model: EgoM2P, rank: int = 0, world: int = 1
-                ) -> SyntheticSource | CacheSource | StreamSource:
-    """The data source ``cfg.data.source`` of this rank."""
+def keep_tokens(clip: Mapping[str, Any]) -> dict[str, Any]:
+    """A tokenized clip reduced to what training reads: ``tokens_<m>`` ``(N,)`` int32 ids
+    and ``meta`` ``{"worker", "index"}`` (the replay buffer's entries; run in the stream's
+    DataLoader workers, so only these cross the process boundary)."""
+    meta = clip.get("meta") or {}
+    out: dict[str, Any] = {k: np.asarray(v, np.int32) for k, v in clip.items()
+                           if k.startswith("tokens_")}
+    out["meta"] = {"worker": int(meta.get("worker", 0)), "index": int(meta.get("index", 0))}
+    return out
+
+
+class ReplaySource:
+    """Batches drawn from a replay buffer of the newest ``data.replay_clips`` stream clips,
+    filled by a background thread (see the module docstring, **Replay**).
+
+    Args:
+        cfg: the config (``data.replay_clips > 0``).
+        model: the model (its modalities and token counts).
+        rank: the DDP rank (stream seed ``stream.seed + 1000 rank``).
+        resume: the ``data`` state of the checkpoint resumed from (None: a fresh run); only
+            free running (``replay_reuse = 0``) reads it, to start a new stream segment.
+    """
+
+    def __init__(self, cfg: TrainModelConfig, model: EgoM2P, rank: int = 0,
+                 resume: Mapping[str, Any] | None = None) -> None:
+        from torch.utils.data import DataLoader
+
+        from egosim.egom2p.stream import SimStream
+
+        s, d = cfg.stream, cfg.data
+        self.cfg, self.rank = cfg, rank
+        self.num_tokens = model.num_tokens
+        self.capacity, self.reuse, self.batch_size = d.replay_clips, d.replay_reuse, \
+            cfg.batch_size
+        self.scheduled = self.reuse > 0
+        prior = resume or {}
+        self.segment = 0 if self.scheduled or not prior else int(
+            prior.get("replay_segment", 0)) + 1
+        self.seed = s.seed + 1000 * rank + 1_000_000 * self.segment
+        overrides = {**s.clip_overrides, "video_size": cfg.video_size,
+                     "modalities": list(model.num_tokens)}
+        self.stream = SimStream(s.clip_config, overrides=overrides, seed=self.seed,
+                                tokenized=True)
+        self.loader = DataLoader(self.stream, batch_size=None, collate_fn=keep_tokens,
+                                 num_workers=s.num_workers, persistent_workers=False)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._buf: deque[dict[str, Any]] = deque(maxlen=None if self.scheduled
+                                                 else self.capacity)
+        self._base = 0            # loader index of _buf[0] (scheduled mode)
+        self._skip = 0            # clips remade and dropped before the window (resume)
+        self._needed = 0          # clips the next step needs (scheduled mode)
+        self._delivered = 0       # clips the loader delivered (skipped ones included)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._t_start = time.perf_counter()
+        self.consumed = 0
+        self.wait_s = 0.0
+        self._window = (self._t_start, 0, 0.0)   # (time, delivered, wait_s) at last log
+
+    # -- the schedule -------------------------------------------------------------------
+    def needed(self, step: int) -> int:
+        """Clips the stream must have delivered before ``step``: ``B + floor(s B / r)``
+        (scheduled), or ``B`` (free running)."""
+        if not self.scheduled:
+            return self.batch_size
+        return self.batch_size + math.floor(step * self.batch_size / self.reuse)
+
+    def _fill(self, it: Iterator[dict[str, Any]]) -> None:
+        try:
+            while not self._stop.is_set():
+                with self._cond:
+                    while (self.scheduled and not self._stop.is_set()
+                           and self._delivered >= self._needed + self.capacity):
+                        self._cond.wait(0.2)     # far enough ahead: bound the memory
+                if self._stop.is_set():
+                    break
+                clip = next(it)
+                with self._cond:
+                    if self._delivered >= self._skip:
+                        self._buf.append(clip)
+                    self._delivered += 1
+                    self._cond.notify_all()
+        except BaseException as exc:  # handed to the learner's next batch()
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+        finally:
+            del it
+
+    def _start(self, step: int) -> None:
+        if self.scheduled:
+            self._skip = max(0, self.needed(step) - self.capacity)
+            self._base = self._skip
+        self._needed = self.needed(step)
+        it = iter(self.loader)   # made here: the loader's signal handler needs the main thread
+        self._thread = threading.Thread(target=self._fill, args=(it,), daemon=True,
+                                        name="egom2p-replay")
+        self._thread.start()
+
+    def batch(self, step: int) -> Batch:
+        """The batch of ``step``: waits until the buffer holds what the step needs."""
+        if self._thread is None:
+            self._start(step)
+        need = self.needed(step)
+        t = time.perf_counter()
+        with self._cond:
+            self._needed = need
+            self._cond.notify_all()
+            while self._error is None and (self._delivered < need if self.scheduled
+                                           else len(self._buf) < self.batch_size):
+                self._cond.wait(0.5)
+            if self._error is not None:
+                raise RuntimeError(f"the replay buffer's stream failed: "
+                                   f"{type(self._error).__name__}: {self._error}"
+                                   ) from self._error
+            if self.scheduled:
+                low = max(0, need - self.capacity)
+                while self._base < low:
+                    self._buf.popleft()
+                    self._base += 1
+                window = [self._buf[i] for i in range(need - self._base)]
+            else:
+                window = list(self._buf)
+            self._cond.notify_all()
+        self.wait_s += time.perf_counter() - t
+        rng = np.random.default_rng([self.cfg.seed, self.rank, step, 1])
+        idx = rng.choice(len(window), self.batch_size, replace=False)
+        self.consumed += self.batch_size
+        return collate_clips([window[i] for i in idx], self.num_tokens,
+                             self.cfg.stream.drop_depth_fraction, self.seed)
+
+    # -- reporting ----------------------------------------------------------------------
+    def delivered(self) -> int:
+        """Clips the stream delivered to the buffer this run (remade resume clips not
+        counted)."""
+        return max(0, self._delivered - self._skip)
+
+    def reuse_factor(self) -> float:
+        """Clips consumed by the batches / clips delivered (0 before the first)."""
+        got = self.delivered()
+        return self.consumed / got if got else 0.0
+
+    def scalars(self) -> dict[str, float]:
+        """TensorBoard scalars of the window since the previous call."""
+        now, got, wait = time.perf_counter(), self._delivered, self.wait_s
+        t0, got0, wait0 = self._window
+        self._window = (now, got, wait)
+        return {"replay/produced_clips_per_s": (got - got0) / max(now - t0, 1e-9),
+                "replay/reuse_factor": self.reuse_factor(),
+                "replay/buffer_clips": float(len(self._buf)),
+                "replay/wait_s": wait - wait0}
+
+    def summary(self) -> dict[str, Any]:
+        """The run's replay figures (``summary.json``'s ``replay`` section)."""
+        wall = time.perf_counter() - self._t_start
+        return {"buffer_clips": self.capacity, "reuse_setting": self.reuse,
+                "mode": "scheduled" if self.scheduled else "free",
+                "segment": self.segment, "delivered_clips": self.delivered(),
+                "consumed_clips": self.consumed, "remade_clips": self._skip,
+                "produced_clips_per_s": self.delivered() / max(wall, 1e-9),
+                "consumed_clips_per_s": self.consumed / max(wall, 1e-9),
+                "reuse_factor": self.reuse_factor(), "wait_s": round(self.wait_s, 3),
+                "source_wall_s": round(wall, 3)}
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Data position: the step (scheduled mode needs nothing else), clips delivered and
+        the stream segment."""
+        return {"step": step, "replay_delivered": self._delivered,
+                "replay_segment": self.segment, "replay_mode": "scheduled" if self.scheduled
+                else "free"}
+
+    def clips_per_s(self) -> float:
+        """Clips/s the stream's workers produced (their own counters, summed)."""
+        return float(sum(d["clips_per_s"] for d in self.stream.stats().values()))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread (it finishes the clip it is waiting for) and the workers."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._buf.clear()
+
+
+def make_source(cfg: TrainModelConfig, model: EgoM2P, rank: int = 0, world: int = 1,
+                resume: Mapping[str, Any] | None = None
+                ) -> SyntheticSource | CacheSource | StreamSource | ReplaySource:
+    """The data source ``cfg.data.source`` of this rank (``resume``: the checkpoint's data
+    state, read by a free-running replay source only)."""
     if cfg.data.source == "synthetic":
         return SyntheticSource(cfg, model, rank)
     if cfg.data.source == "cache":
         return CacheSource(cfg, model, rank, world)
+    if cfg.data.replay_clips:
+        return ReplaySource(cfg, model, rank, resume)
     return StreamSource(cfg, model, rank)
 
 
@@ -518,6 +751,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         dist.barrier()
     step = 0
     elapsed0 = 0.0
+    resumed_data: dict[str, Any] | None = None
     found = newest_good_checkpoint(ckpt_dir, "step_*.pt", _read_training_checkpoint,
                                    "egom2p train") if cfg.resume and ckpt_dir.is_dir() else None
     if found is not None:
@@ -531,13 +765,15 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
         elapsed0 = float(state.get("elapsed_s", 0.0))
+        resumed_data = state.get("data")
         _set_rng_state(state["rng"])
     net: nn.Module = _Loss(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
-    source = make_source(cfg, model, rank, world)
+    source = make_source(cfg, model, rank, world, resumed_data)
+    roles = cfg.learned_roles()
     writer = None
     if cfg.tensorboard and lead:
         from torch.utils.tensorboard import SummaryWriter
@@ -575,7 +811,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
             g = torch.Generator().manual_seed(int(np.random.SeedSequence(
                 [cfg.seed, rank, step]).generate_state(1, np.uint64)[0] >> 2))
             mod_dict = make_mod_dict(batch["tokens"], batch["available"], cfg.input_budget,
-                                     cfg.target_budget, cfg.alphas, g)
+                                     cfg.target_budget, cfg.alphas, g, roles)
             mod_dict = {m: {k: v.to(device, non_blocking=True) for k, v in e.items()}
                         for m, e in mod_dict.items()}
             tw = time.perf_counter()
@@ -607,6 +843,9 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
                 writer.add_scalar("clips_per_s", win_steps * cfg.batch_size * world
                                   / max(win_wall, 1e-9), step)
                 writer.add_scalar("data_wait_fraction", win_wait / max(win_wall, 1e-9), step)
+                if isinstance(source, ReplaySource):
+                    for name, value in source.scalars().items():
+                        writer.add_scalar(name, value, step)
                 win_wait = win_wall = 0.0
                 win_steps = 0
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
@@ -628,7 +867,8 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         "steps": step, "steps_this_run": done, "wall_s": round(wall_s, 2),
         "train_s_total": round(elapsed0 + wall_s, 2),
         "clips_per_s": done * cfg.batch_size * world / max(wall_total, 1e-9) if done else 0.0,
-        "stream_clips_per_s": (source.clips_per_s() if isinstance(source, StreamSource)
+        "stream_clips_per_s": (source.clips_per_s() if isinstance(source, (StreamSource,
+                                                                            ReplaySource))
                                else None),
         "data_wait_fraction": wait_total / max(wall_total, 1e-9) if done else 0.0,
         "final_losses": dict(sorted(final_losses.items())),
@@ -637,6 +877,8 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         "world_size": world, "checkpoint": str(final) if final else None,
         "data": cfg.data.source,
     }
+    if isinstance(source, ReplaySource):
+        summary["replay"] = source.summary()
     source.close()
     if lead and cfg.export_dir:
         info = {"config": cfg.model_dump(mode="json"), "final_losses": summary["final_losses"],
