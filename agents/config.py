@@ -114,7 +114,14 @@ class SelectionSection(StrictModel):
     scene_seeds: SeedRange = Field((200, 300), description="[low, high) validation "
                                          "scene seeds")
     seed: int = Field(50_000, ge=0, description="sub-env i's generator seed is seed + i")
-    num_envs: int = Field(16, ge=1, le=4096)
+    num_envs: int = Field(16, ge=1, le=4096, description="worlds stepped together (at most "
+                          "one per episode)")
+    budget_fraction: float = Field(0.5, gt=0.0, le=100.0, description="selection runs at most "
+                                   "this fraction of the training's env steps (imitation + "
+                                   "PPO): episodes per candidate are cut to fit, each counted "
+                                   "at env.episode.max_steps steps")
+    min_episodes: int = Field(4, ge=1, le=100_000, description="episodes per candidate the "
+                              "budget cut keeps at least (never more than episodes)")
 
 
 

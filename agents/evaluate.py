@@ -123,8 +123,10 @@ def _raw(info: dict[str, Any], key: str, weight: float) -> np.ndarray:
 
 
 def run_episodes(venv, controller: Controller, episodes: int, weights: dict[str, float],
-                 progress: bool = False, desc: str = "") -> dict[str, Any]:
-    """Run ``episodes`` episodes on an SB3 ``VecEnv`` (already seeded) with ``controller``.
+                 progress: bool = False, desc: str = "",
+                 on_episode: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run ``episodes`` episodes on an SB3 ``VecEnv`` (already seeded) with ``controller``;
+    ``on_episode()`` is called after each counted episode (e.g. an outer progress bar).
 
     Returns:
         The metrics of the module table (NaN where undefined, e.g. no success).
@@ -167,6 +169,8 @@ def run_episodes(venv, controller: Controller, episodes: int, weights: dict[str,
                 done_n[i] += 1
                 if bar is not None:
                     bar.update(1)
+                if on_episode is not None:
+                    on_episode()
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()

@@ -17,6 +17,12 @@ time_left      (B, 1)      same                                                 
 
 EgoGen encodes the marker history with a GRU; here the goal vectors of the latest frame are
 appended to both frames so that the GRU sees body and goal together.
+
+:class:`CameraCombinedExtractor` is a generic extractor for observations with head-camera
+images (``cameras.specs``): a small CNN per image key, every other key flattened. SB3's own
+``CombinedExtractor`` only takes uint8 images as images; a float depth image ``(H, W, 1)``
+would be flattened into an MLP's input (and with ``normalize_images=False`` its channel
+axis would be read as the first one).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from torch import nn
 from egosim.envs.motion.primitive_windows import HISTORY_FRAMES
 from egosim.envs.observation import OBS_KEYS
 
-__all__ = ["EgoGenExtractor", "sinusoidal_encoding", "policy_kwargs"]
+__all__ = ["EgoGenExtractor", "CameraCombinedExtractor", "sinusoidal_encoding",
+           "policy_kwargs"]
 
 #: Frames of markers in the observation: the prior's history frames.
 HISTORY = HISTORY_FRAMES
@@ -126,3 +133,66 @@ def policy_kwargs(marker_hidden: int, sensing_hidden: int, pe_frequencies: int,
         "ortho_init": True,
         "share_features_extractor": share_features_extractor,
     }
+
+
+class CameraCombinedExtractor(BaseFeaturesExtractor):
+    """Features of a Dict observation with images: a CNN per image, the rest flattened.
+
+    An image key is a 3-D ``Box``: channels first (``(C, H, W)``, what SB3's
+    ``VecTransposeImage`` makes of an rgb ``(H, W, 3)`` uint8 image, already scaled to
+    [0, 1] by SB3) or channels last with at most 4 channels (a float depth image ``(H, W,
+    1)``, metres: divided by the space's upper bound, the camera's ``far``). Each goes
+    through ``Conv(3x3, stride 2) -> ReLU -> Conv(3x3, stride 2) -> ReLU -> adaptive average
+    pool to 4 x 4 -> Linear(cnn_output_dim) -> ReLU`` (any size >= 1 pixel). Every other key
+    is flattened as a float.
+
+    Args:
+        observation_space: the env's ``Dict`` space (as SB3 hands it over).
+        cnn_output_dim: features per image.
+
+    Use: ``PPO("MultiInputPolicy", venv, policy_kwargs={"features_extractor_class":
+    CameraCombinedExtractor})``.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Dict, cnn_output_dim: int = 64) -> None:
+        import numpy as np
+        from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
+
+        layout: dict[str, tuple[bool, float, int]] = {}
+        total = 0
+        for key, sub in observation_space.spaces.items():
+            if len(sub.shape) == 3:
+                first = sub.shape[0] <= 4 and sub.shape[0] <= sub.shape[-1]
+                if not first and sub.shape[-1] > 4:
+                    raise ValueError(f"image key {key!r} of shape {sub.shape}: need (C, H, W) "
+                                     "or (H, W, C) with C <= 4")
+                high = float(np.max(sub.high))
+                scale = 1.0 if is_image_space(sub) or not np.isfinite(high) or high <= 0 \
+                    else 1.0 / high
+                layout[key] = (first, scale, sub.shape[0] if first else sub.shape[-1])
+                total += cnn_output_dim
+            else:
+                total += get_flattened_obs_dim(sub)
+        super().__init__(observation_space, features_dim=total)
+        self.layout = layout
+        self.cnns = nn.ModuleDict({
+            key: nn.Sequential(
+                nn.Conv2d(c, 16, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                nn.Linear(32 * 16, cnn_output_dim), nn.ReLU())
+            for key, (_, _, c) in layout.items()})
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``obs`` (batched) -> ``(B, features_dim)``."""
+        parts = []
+        for key in self._observation_space.spaces:
+            x = obs[key].float()
+            if key in self.layout:
+                first, scale, _ = self.layout[key]
+                if not first:
+                    x = x.permute(0, 3, 1, 2)
+                parts.append(self.cnns[key](x * scale))
+            else:
+                parts.append(x.reshape(x.shape[0], -1))
+        return torch.cat(parts, dim=-1)

@@ -21,6 +21,7 @@ latest checkpoint loads and, when it does not, says so in one line, moves it asi
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -131,48 +132,123 @@ def _crowd_data(cfg: TrainAgentConfig, env: VecEnv):
     return data, stats
 
 
-def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path) -> dict[str, Any]:
-    """Validation success (deterministic policy, ``cfg.selection``) of the checkpoints at the
-    end of imitation (``ppo_0_steps.zip``) and of every stage; the best one (ties: the later)
-    is ``chosen``.
-
-    Returns:
-        ``{"chosen": path, "candidates": [{"path", "steps", "success_rate",
-        "penetration_per_frame"}, ...]}``.
-    """
-    from egosim.agents.evaluate import policy_controller, run_episodes
-    from egosim.agents.sb3_vec_env import SB3VecEnv
-
+def selection_episodes(cfg: TrainAgentConfig, candidates: int) -> int:
+    """Validation episodes per candidate: ``selection.episodes``, cut so that the
+    selection's env steps (each episode counted at ``env.episode.max_steps``) stay within
+    ``selection.budget_fraction`` of the training's (imitation + PPO), but not below
+    ``selection.min_episodes`` (nor above ``episodes``)."""
     sel = cfg.selection
+    train_steps = sum(s.timesteps for s in cfg.stages) + cfg.imitation.steps * \
+        cfg.imitation.iterations + cfg.imitation.crowd_steps
+    per_episode = max(1, candidates) * cfg.env.episode.max_steps
+    fit = int(sel.budget_fraction * train_steps // per_episode)
+    return min(sel.episodes, max(sel.min_episodes, fit))
+
+
+def _candidates(cfg: TrainAgentConfig, ckpt_dir: Path) -> list[Path]:
+    """The end of imitation (``ppo_0_steps.zip``) and the first checkpoint at or after each
+    stage's end, in order, without repeats."""
     saved = sorted((int(m.group(1)), f) for f in ckpt_dir.iterdir()
                    if (m := _CKPT.match(f.name)))
-    paths = []
+    paths: list[Path] = []
     for end in [0] + np.cumsum([s.timesteps for s in cfg.stages]).tolist():
         # a stage ends after the rollout that crosses its budget: first checkpoint >= end
         after = [f for n, f in saved if n >= end]
         if after and after[0] not in paths:
             paths.append(after[0])
+    return paths
+
+
+def select_checkpoint(cfg: TrainAgentConfig, ckpt_dir: Path,
+                      record: Path | None = None) -> dict[str, Any]:
+    """Validation success (deterministic policy, ``cfg.selection``) of the checkpoints at the
+    end of imitation (``ppo_0_steps.zip``) and of every stage; the best one (ties: the later)
+    is ``chosen``.
+
+    Each candidate's result is added to ``record`` (a JSON file, written atomically after
+    every candidate) with the selection's settings; a rerun with the same settings reuses
+    the results recorded there for the same checkpoint files (path, steps, size), so an
+    interrupted or finished selection is not redone. Progress: a tqdm bar over candidates
+    and episodes when ``cfg.progress``, else one line per candidate on stderr.
+
+    Returns:
+        ``{"chosen": path, "episodes": per candidate, "candidates": [{"path", "steps",
+        "success_rate", "penetration_per_frame", "wall_s"}, ...], "wall_s"}``.
+    """
+    from egosim.agents.evaluate import policy_controller, run_episodes
+    from egosim.agents.sb3_vec_env import SB3VecEnv
+
+    sel = cfg.selection
+    paths = _candidates(cfg, ckpt_dir)
+    episodes = selection_episodes(cfg, len(paths))
+    settings = {**sel.model_dump(mode="json"), "episodes_per_candidate": episodes,
+                "env": cfg.env.model_dump(mode="json")}
+    done: dict[str, dict[str, Any]] = {}
+    if record is not None and record.is_file():
+        try:
+            old = json.loads(record.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("settings") == settings:
+            done = {r["key"]: r for r in old.get("candidates", []) if "key" in r}
     env_cfg = with_overrides(cfg.env, {"scene.seed_range": list(sel.scene_seeds)})
-    rows = []
-    for p in paths:
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths) * episodes, desc="select checkpoint", unit="ep",
+                   file=sys.stderr, dynamic_ncols=True)
+    rows: list[dict[str, Any]] = []
+    t_all = time.perf_counter()
+
+    def save(complete: bool) -> None:
+        if record is not None:
+            write_json(record, {"settings": settings, "complete": complete,
+                                "candidates": rows}, indent=2)
+
+    for k, p in enumerate(paths):
+        key = f"{p.name}:{p.stat().st_size}"
+        steps = int(_CKPT.match(p.name).group(1))
+        if key in done:
+            rows.append(done[key])
+            if bar is not None:
+                bar.update(episodes)
+            else:
+                print(f"train-agent: selection {k + 1}/{len(paths)}: {p.name}: success "
+                      f"{done[key]['success_rate']:.3f} (recorded)", file=sys.stderr)
+            continue
         problem = checkpoint_problem(p)
         if problem is not None:  # a damaged candidate is skipped, not fatal
             print(f"train-agent: skipping checkpoint {p} in the selection: it is bad "
                   f"({problem})", file=sys.stderr)
+            if bar is not None:
+                bar.update(episodes)
             continue
-        venv = SB3VecEnv(num_envs=sel.num_envs, config=env_cfg)
+        t0 = time.perf_counter()
+        venv = SB3VecEnv(num_envs=min(sel.num_envs, episodes), config=env_cfg)
         venv.seed(sel.seed)  # the same scenes, starts and goals for every candidate
         m = run_episodes(venv, policy_controller(PPO.load(p, device="cpu"), 1, True),
-                         sel.episodes, env_cfg.reward.weights.model_dump(), cfg.progress,
-                         f"validate {p.name}")
+                         episodes, env_cfg.reward.weights.model_dump(), False, "",
+                         on_episode=None if bar is None else (lambda: bar.update(1)))
         venv.close()
-        rows.append({"path": str(p), "steps": int(_CKPT.match(p.name).group(1)),
-                     "success_rate": m["success_rate"],
-                     "penetration_per_frame": m["penetration_per_frame"]})
+        row = {"key": key, "path": str(p), "steps": steps, "success_rate": m["success_rate"],
+               "penetration_per_frame": m["penetration_per_frame"],
+               "wall_s": time.perf_counter() - t0}
+        rows.append(row)
+        save(False)
+        if bar is None:
+            print(f"train-agent: selection {k + 1}/{len(paths)}: {p.name}: success "
+                  f"{row['success_rate']:.3f} over {episodes} episodes ({row['wall_s']:.1f} s)",
+                  file=sys.stderr)
+    if bar is not None:
+        bar.close()
     if not rows:
         raise FileNotFoundError(f"no stage-end checkpoints in {ckpt_dir} to select from")
+    save(True)
     best = max(rows, key=lambda r: (r["success_rate"], r["steps"]))
-    return {"chosen": best["path"], "candidates": rows}
+    return {"chosen": best["path"], "episodes": episodes,
+            "candidates": [{k: v for k, v in r.items() if k != "key"} for r in rows],
+            "wall_s": time.perf_counter() - t_all}
 
 
 def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
@@ -223,13 +299,61 @@ def resume_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
     return None
 
 
+TRAIN_CLOCK = "train_time.json"
+
+
+class TrainClock:
+    """Training wall time of a run across resumes: ``checkpoints/train_time.json`` maps each
+    checkpoint's step count to the training seconds (imitation + PPO, every process of the
+    run) spent when it was written; a resumed run continues from its checkpoint's entry.
+
+    Args:
+        ckpt_dir: the run's checkpoint folder.
+        start_steps: steps of the checkpoint resumed from, or None for a fresh run (the
+            clock starts at 0).
+    """
+
+    def __init__(self, ckpt_dir: Path, start_steps: int | None) -> None:
+        self.path = Path(ckpt_dir) / TRAIN_CLOCK
+        self.table: dict[str, float] = {}
+        if start_steps is not None and self.path.is_file():
+            try:
+                self.table = {str(int(k)): float(v) for k, v in
+                              json.loads(self.path.read_text()).items()}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self.table = {}
+        key = None if start_steps is None else str(int(start_steps))
+        #: False when the resumed checkpoint has no entry (a run started before the clock).
+        self.complete = key is None or key in self.table
+        #: training seconds before this process (at the checkpoint resumed from).
+        self.before = self.table.get(key, 0.0) if key is not None else 0.0
+        self.table = {k: v for k, v in self.table.items()
+                      if key is not None and int(k) <= int(key)}
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training seconds of the run so far."""
+        return self.before + time.perf_counter() - self.t0
+
+    def mark(self, steps: int) -> None:
+        """Record the time of the checkpoint at ``steps`` (written atomically)."""
+        self.table[str(int(steps))] = self.seconds()
+        write_json(self.path, self.table, indent=2)
+
+
 class _Checkpoints(CheckpointCallback):
     """SB3's ``CheckpointCallback`` (``ppo_<steps>_steps.zip`` every ``save_freq`` calls),
-    writing each file atomically."""
+    writing each file atomically and its time in the run's :class:`TrainClock`."""
+
+    def __init__(self, save_freq: int, save_path: str, name_prefix: str,
+                 clock: TrainClock) -> None:
+        super().__init__(save_freq, save_path, name_prefix=name_prefix)
+        self.clock = clock
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
             save_model(self.model, self._checkpoint_path(extension="zip"))
+            self.clock.mark(self.num_timesteps)
         return True
 
 
@@ -277,8 +401,14 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
     """Train (or resume) and write ``output_dir/final.zip`` and ``summary.json``.
 
     Returns:
-        The summary: steps, wall seconds, env steps per second of this process, per-stage
-        ``ep_rew_mean`` and ``success_rate`` of the last episodes (SB3's 100-episode window).
+        The summary: ``timesteps`` (PPO env steps of the whole run), ``resumed_from``,
+        ``train_wall_s`` (training seconds of the whole run, imitation and PPO, across
+        resumes: :class:`TrainClock`; ``train_wall_complete`` False when the checkpoint
+        resumed from predates the clock), ``env_steps_per_s`` (``timesteps /
+        train_wall_s``), ``wall_s`` (this call, selection included), per-stage
+        ``ep_rew_mean`` and ``success_rate`` of the last episodes (SB3's 100-episode window)
+        of the stages this call trained, and ``selection`` (:func:`select_checkpoint`,
+        recorded in ``output_dir/selection.json`` and reused by a rerun).
     """
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
@@ -292,6 +422,7 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
     found = resume_checkpoint(ckpt_dir) if cfg.resume else None
     start_steps = found[1] if found else 0
     t0, summary = time.perf_counter(), {"stages": {}}
+    clock = TrainClock(ckpt_dir, found[1] if found else None)
     for i, stage in enumerate(cfg.stages):
         if start_steps >= ends[i] and (model is None or model.num_timesteps >= ends[i]):
             continue  # finished before the resume point
@@ -304,18 +435,20 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
             model = build_model(cfg, env, tb)
             if cfg.imitation.steps > 0:
                 summary["imitation"] = warm_start(cfg, model, env, ckpt_dir)
+                clock.mark(0)
         else:
             model.set_env(env)
         remaining = ends[i] - model.num_timesteps
         if remaining > 0:
             callbacks = CallbackList([
                 _Checkpoints(max(1, cfg.checkpoint_every // cfg.num_envs), str(ckpt_dir),
-                             name_prefix="ppo"),
+                             name_prefix="ppo", clock=clock),
                 _Progress(ends[i], f"{stage.name} ({stage.penetration_mode})", cfg.progress),
             ])
             model.learn(remaining, callback=callbacks, tb_log_name=stage.name,
                         reset_num_timesteps=False)
             save_model(model, ckpt_dir / f"ppo_{model.num_timesteps}_steps.zip")
+            clock.mark(model.num_timesteps)
         ep = list(model.ep_info_buffer)
         summary["stages"][stage.name] = {
             "end_steps": int(model.num_timesteps),
@@ -326,19 +459,21 @@ def run_train(cfg: TrainAgentConfig) -> dict[str, Any]:
         env.close()
     if model is None:  # everything was done already: load the final checkpoint
         model = PPO.load(found[0], device="cpu") if found else None
-    wall = time.perf_counter() - t0
-    done = (model.num_timesteps if model else 0) - start_steps
-    summary.update({"timesteps": int(model.num_timesteps) if model else 0,
-                    "resumed_from": start_steps, "wall_s": wall,
-                    "env_steps_per_s": done / wall if wall > 0 else 0.0})
+    steps = int(model.num_timesteps) if model else 0
+    trained = found is None or steps > start_steps
+    train_wall = clock.seconds() if trained else clock.before
+    summary.update({"timesteps": steps, "resumed_from": start_steps,
+                    "train_wall_s": train_wall, "train_wall_complete": clock.complete,
+                    "env_steps_per_s": steps / train_wall if train_wall > 0 else 0.0})
     if model is not None:
         save_model(model, out / "final.zip")
         chosen = out / "final.zip"
         if cfg.selection.episodes > 0:
-            summary["selection"] = select_checkpoint(cfg, ckpt_dir)
+            summary["selection"] = select_checkpoint(cfg, ckpt_dir, out / "selection.json")
             chosen = Path(summary["selection"]["chosen"])
             copy_file(chosen, out / "best.zip")
         if cfg.export_path:
             copy_file(chosen, cfg.export_path)
+    summary["wall_s"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary, indent=2)
     return summary

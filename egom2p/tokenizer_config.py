@@ -10,7 +10,6 @@ optimiser steps, sizes are pixels, depths metres.
 from __future__ import annotations
 
 import math
-
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator

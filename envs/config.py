@@ -110,12 +110,20 @@ class RewardSection(StrictModel):
     penetration_limit: int = Field(40, ge=1, description="strict mode threshold, vertices")
     penetration_vertices: int = Field(256, ge=16, le=10475, description="fixed subsample of "
                                       "non-foot body vertices tested against the scene SDF")
+    variant: Literal["egogen", "per_progress"] = Field(
+        "egogen", description="egogen: EgoGen's reward (per-step terms paid every step); "
+        "per_progress: a deviation from EgoGen, the per-step terms paid per metre of "
+        "progress, so the return is bounded by the route length (egosim.envs.rewards)")
 
 
 class EpisodeSection(StrictModel):
     """Episode length (one step = one 20-frame primitive = 0.45 s of new motion)."""
 
     max_steps: int = Field(60, ge=1, le=100000, description="truncation step limit")
+    end_outside: bool = Field(True, description="a human whose pelvis leaves the scene "
+                              "(Scene.in_footprint false) ends its episode, end_reason "
+                              "left_scene; false: it walks on (the motion prior passes "
+                              "through walls, so it may come back in)")
 
 
 class PriorSection(StrictModel):
@@ -126,13 +134,24 @@ class PriorSection(StrictModel):
 
 
 class CameraSection(StrictModel):
-    """Optional head cameras (``egosim.sensors.CameraSpec`` fields, one dict each)."""
+    """Optional head cameras (``egosim.sensors.CameraSpec`` fields, one dict each), how the
+    rig is mounted and how the other humans look in them.
+
+    Observation per spec (key: its ``uuid``): rgb uint8 ``(H, W, 3)``, depth float32
+    ``(H, W, 1)`` metres, semantic / instance int32 ``(H, W)``, normal float32
+    ``(H, W, 3)``; ``info["camera_pose"]`` / ``info["camera_intrinsics"]`` hold each
+    camera's camera-to-world pose (OpenCV axes) and ``K``.
+    """
 
     specs: list[dict[str, Any]] = Field(default_factory=list, description="camera specs; "
                                         "empty: no images in the observation")
+    mount: Literal["gaze", "head"] = Field(
+        "gaze", description="gaze: the rig looks along the env's gaze (level, "
+        "perpendicular to the eye line, as the ego-sensing rays); head: it turns and tilts "
+        "with the SMPL-X head joint")
     other_humans: Literal["capsules", "bodies"] = Field(
-        "capsules", description="how the head cameras draw the other humans: capsules "
-        "(the rays' cylinders, cheap) or their posed SMPL-X bodies")
+        "bodies", description="how the head cameras draw the other humans: their posed "
+        "SMPL-X bodies (as the EgoM2P clips) or capsules (the rays' cylinders, cheaper)")
 
     @field_validator("specs")
     @classmethod
@@ -145,12 +164,13 @@ class CameraSection(StrictModel):
                 spec = CameraSpec(**d)
             except Exception as exc:  # pydantic or TypeError: name the entry
                 raise ValueError(f"cameras.specs[{i}] is not a valid CameraSpec: {exc}") from None
-            if spec.modality not in ("rgb", "depth", "semantic"):
-                raise ValueError(f"cameras.specs[{i}].modality must be rgb, depth or semantic "
-                                 f"in an env observation; got {spec.modality!r}")
             if spec.uuid in uuids or spec.uuid in OBS_KEYS:
                 raise ValueError(f"cameras.specs[{i}].uuid {spec.uuid!r} repeats another uuid "
                                  f"or an observation key ({', '.join(OBS_KEYS)})")
+            if spec.motion_blur is not None:
+                raise ValueError(f"cameras.specs[{i}].motion_blur: an env observation is one "
+                                 "frame per step, without the camera velocity blur needs; "
+                                 "remove motion_blur")
             uuids.add(spec.uuid)
         return value
 

@@ -20,8 +20,8 @@ class EgoCrowdEnv(EgoEnvBase):
 
     Everything per human is as in :class:`~egosim.envs.locomotion.EgoLocomotionEnv`; the
     humans see each other in their ego-sensing rays (vertical cylinders, see
-    :mod:`egosim.envs.ego_sensing`) and head cameras (capsules, or their posed SMPL-X bodies
-    with ``cameras.other_humans: bodies``). Starts and goals are at least
+    :mod:`egosim.envs.ego_sensing`) and head cameras (their posed SMPL-X bodies, or capsules
+    with ``cameras.other_humans: capsules``). Starts and goals are at least
     ``crowd.min_separation`` (1 m) apart.
 
     ## Action Space
@@ -57,15 +57,19 @@ class EgoCrowdEnv(EgoEnvBase):
     | event       | rule                                                                 |
     |-------------|----------------------------------------------------------------------|
     | per human   | success (pelvis within 0.3 m of its goal in any frame of the         |
-    |             | primitive) or, in strict penetration                                 |
-    |             | mode, >= 40 penetrating vertices in a frame: the human stops and     |
-    |             | stands still (still an obstacle); ``info["successes"]`` (N,) bool    |
+    |             | primitive), in strict penetration mode >= 40 penetrating vertices in |
+    |             | a frame, or the pelvis left the scene: the human stops and stands    |
+    |             | still (still an obstacle); ``info["successes"]`` (N,) bool,          |
+    |             | ``info["end_reasons"]`` (N,) ``success`` / ``penetration`` /         |
+    |             | ``left_scene`` / ``time_limit`` (None while it walks)                |
     | terminated  | every human has stopped; ``info["is_success"]``: all reached goals  |
-    | truncated   | ``episode.max_steps`` primitives                                     |
+    | truncated   | ``max_steps`` primitives (``episode.max_steps`` or a ``TimeLimit``'s) |
 
     ## Info
 
-    As locomotion, plus ``rewards``, ``successes``, ``human_reward_terms`` and
+    As locomotion (``end_reason``: ``time_limit`` on truncation, else ``success`` when every
+    human succeeded, else the first failure), plus ``rewards``, ``successes``,
+    ``end_reasons``, ``human_reward_terms`` and
     ``human_collisions`` (pairs of humans whose pelvis axes came closer than two cylinder radii,
     0.5 m, in a frame of this step) and ``human_collisions_total`` (this episode).
 
@@ -78,11 +82,13 @@ class EgoCrowdEnv(EgoEnvBase):
 
     def __init__(self, config: str | os.PathLike | dict | BaseModel | None = None,
                  overrides: list[str] | dict[str, Any] | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, max_episode_steps: int | None = None
+                 ) -> None:
         from egosim.envs.config import CrowdEnvConfig
 
         cfg = resolve_config(config, overrides, CrowdEnvConfig)
-        self._setup(cfg, cfg.crowd.num_humans, cfg.crowd.min_separation, render_mode)
+        self._setup(cfg, cfg.crowd.num_humans, cfg.crowd.min_separation, render_mode,
+                    max_episode_steps)
 
     def split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``{key: (N, ...)}`` view of an observation of this env."""

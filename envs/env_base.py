@@ -14,15 +14,18 @@ import numpy as np
 from gymnasium import spaces
 from pydantic import BaseModel, ValidationError
 
-from egosim.envs.motion.primitive_windows import STEP_SECONDS
+from egosim.envs.motion.primitive_windows import MOTION_FPS, STEP_SECONDS
 from egosim.envs.observation import OBS_KEYS
 from egosim.envs.simulation import GOAL_DIM, MARKER_CLIP, MARKER_DIM
 
-__all__ = ["resolve_config", "observation_space", "action_space", "check_action",
-           "flatten_obs", "render_world", "RENDER_MODES", "RENDER_FPS"]
+__all__ = ["resolve_config", "observation_space", "camera_space", "action_space",
+           "check_action", "check_max_steps", "flatten_obs", "render_world", "time_limit_of",
+           "EgoEnvBase", "RENDER_MODES", "RENDER_FPS"]
 
-RENDER_MODES = ["rgb_array"]
-#: Rendered frames per second: one frame per env step (one motion primitive).
+#: ``rgb_array``: one image of the latest state; ``rgb_array_list``: every 40-fps frame.
+RENDER_MODES = ["rgb_array", "rgb_array_list"]
+#: Rendered frames per second of ``rgb_array``: one frame per env step (one primitive);
+#: ``rgb_array_list`` renders at :data:`MOTION_FPS` (40).
 RENDER_FPS: float = 1.0 / STEP_SECONDS
 
 ConfigLike = str | os.PathLike | dict | BaseModel | None
@@ -69,13 +72,23 @@ def resolve_config(config: ConfigLike, overrides: list[str] | dict[str, Any] | N
         raise ConfigError(format_validation_error("<dict>", exc, schema)) from None
 
 
-def _camera_space(spec, n: int) -> spaces.Box:
+def camera_space(spec, n: int = 1) -> spaces.Box:
+    """Observation space of one head camera ``spec`` (``egosim.sensors.CameraSpec``) for
+    ``n`` humans (leading ``(n,)`` axis when ``n > 1``): rgb ``Box(0, 255, (H, W, 3),
+    uint8)``; depth ``Box(0, far, (H, W, 1), float32)`` (metres; the channel axis makes
+    it an image for CNN feature extractors); semantic ``Box(-1, NUM_CLASSES - 1, (H, W),
+    int32)``; instance ``Box(-1, 2**31 - 1, (H, W), int32)``; normal ``Box(-1, 1, (H, W,
+    3), float32)`` (unit normals, camera frame)."""
     h, w = spec.resolution
     lead = () if n == 1 else (n,)
     if spec.modality == "rgb":
         return spaces.Box(0, 255, lead + (h, w, 3), np.uint8)
     if spec.modality == "depth":
-        return spaces.Box(0.0, float(spec.far), lead + (h, w), np.float32)
+        return spaces.Box(0.0, float(spec.far), lead + (h, w, 1), np.float32)
+    if spec.modality == "normal":
+        return spaces.Box(-1.0, 1.0, lead + (h, w, 3), np.float32)
+    if spec.modality == "instance":
+        return spaces.Box(-1, np.iinfo(np.int32).max, lead + (h, w), np.int32)
     from egosim.envs.scenes.classes import NUM_CLASSES
 
     return spaces.Box(-1, NUM_CLASSES - 1, lead + (h, w), np.int32)
@@ -94,7 +107,7 @@ def observation_space(num_humans: int, num_rays: int, camera_specs: list) -> spa
     }
     d = {key: boxes[key] for key in OBS_KEYS}
     for s in camera_specs:
-        d[s.uuid] = _camera_space(s, n)
+        d[s.uuid] = camera_space(s, n)
     return spaces.Dict(d)
 
 
@@ -125,10 +138,14 @@ def check_action(action: Any, space: spaces.Box, lead: tuple[int, ...] = ()) -> 
     wide = raw.astype(np.float64, copy=False)
     if not np.all(np.isfinite(wide)):
         raise ValueError("action contains NaN or inf")
-    worst = float(np.max(np.abs(wide))) if wide.size else 0.0
-    if worst > 1.0 + 1e-6:
+    outside = np.abs(wide) > 1.0 + 1e-6
+    if outside.any():
+        idx = tuple(int(i) for i in np.argwhere(outside)[0])
         raise ValueError(f"action values must lie in [-1, 1] (z = action.scale * action); "
-                         f"got min {float(wide.min())!r}, max {float(wide.max())!r}")
+                         f"got {float(wide[idx])!r} at index {idx[0] if len(idx) == 1 else idx}"
+                         f" ({int(outside.sum())} of {wide.size} values outside; min "
+                         f"{float(wide.min())!r}, max {float(wide.max())!r}; actions are never "
+                         "clipped)")
     return raw.astype(np.float32)
 
 
@@ -145,14 +162,25 @@ def flatten_obs(obs: dict[str, np.ndarray], camera_uuids: list[str], n: int
     return out
 
 
-def render_world(sim, e: int) -> np.ndarray:
+def render_world(sim, e: int, frame=None, rng: np.random.Generator | None = None
+                 ) -> np.ndarray:
     """``(size, 2 * size, 3)`` uint8: top-down map beside the ego view (see
     :mod:`egosim.envs.topdown`).
 
     The map (``render.pixels_per_m``) is centred on the humans: each human's route, current
-    target, goal and latest markers, and the first human's ego-sensing rays.
+    target, goal and markers, and the first human's ego-sensing rays; the ego view is the
+    first human's first rgb head camera, or a strip of its ray distances without one.
+
+    Args:
+        sim: the :class:`~egosim.envs.simulation.Simulation`.
+        e: the world.
+        frame: a one-frame :class:`~egosim.envs.simulation.FrameRollout` of world ``e``'s
+            humans (one of the 40-fps frames of the last step) to draw instead of the
+            latest state; its rays and camera view are computed for that frame.
+        rng: generator of the camera noise of a ``frame``'s view (default: a fixed seed;
+            never the world's, so rendering does not change the episode).
     """
-    from egosim.envs.ego_sensing import fan_directions, gaze_forward
+    from egosim.envs.ego_sensing import HEAD_ABOVE_EYES, ego_sensing, fan_directions, gaze_forward
     from egosim.envs.topdown import cached_map, ray_strip, side_by_side
 
     cfg = sim.cfg
@@ -160,13 +188,25 @@ def render_world(sim, e: int) -> np.ndarray:
     if w.scene is None:
         raise gym.error.ResetNeeded("call reset() before render()")
     hs = sim.humans(e)
-    m = sim.markers[hs, 1]
+    if frame is None:
+        m, eyes_all = sim.markers[hs, 1], sim.eyes[hs]
+        dist = sim.ego_dist[hs[0]]
+    else:
+        m, eyes_all = frame.markers[:, 0], frame.eyes[:, 0]
     center = sim.pelvis(m)[:, :2].mean(0)
-    eyes = sim.eyes[hs[0]]
+    eyes = eyes_all[0]
     mid = eyes.mean(0)
     fwd = gaze_forward(eyes[None, 0], eyes[None, 1])
-    dirs = fan_directions(fwd, cfg.sensing.num_rays, cfg.sensing.fov_deg)[0]
-    dist = sim.ego_dist[hs[0]]
+    s = cfg.sensing
+    if frame is not None:
+        others = None
+        if s.see_humans and sim.N > 1:
+            pel = sim.pelvis(m)[1:, :2]
+            others = [(pel, eyes_all[1:, :, 2].mean(1) + HEAD_ABOVE_EYES)]
+        _, d = ego_sensing(w.scene.raycaster, mid[None], fwd, s.num_rays, s.fov_deg,
+                           s.max_range, others, s.human_radius)
+        dist = d[0]
+    dirs = fan_directions(fwd, s.num_rays, s.fov_deg)[0]
     tmap = cached_map(w.scene, cfg.render.pixels_per_m)
     img = tmap.frame()
     for i, r in enumerate(w.routes):
@@ -178,21 +218,56 @@ def render_world(sim, e: int) -> np.ndarray:
     for i, mk in enumerate(m):
         tmap.human_markers(mk, i, img)
     left = tmap.crop(img, center, cfg.render.size)
-    rgb = [s for s in sim.camera_specs if s.modality == "rgb"]
+    rgb = [c for c in sim.camera_specs if c.modality == "rgb"]
     if rgb:
-        right = sim.camera_images(e)[rgb[0].uuid][0]
+        if frame is None and sim._last_images[e] is not None:
+            views = sim._last_images[e]
+        else:
+            g = np.random.default_rng(0) if rng is None else rng
+            views = sim.camera_images(e, frame=frame, rng=g)
+        right = views[rgb[0].uuid][0]
     else:
-        right = ray_strip(dist, cfg.sensing.max_range, cfg.render.size)
+        right = ray_strip(dist, s.max_range, cfg.render.size)
     return side_by_side(left, right)
 
 
+def time_limit_of(env: gym.Env) -> int | None:
+    """The smallest ``max_episode_steps`` of the Gymnasium ``TimeLimit`` wrappers that are
+    resetting ``env`` right now (found on the call stack of its ``reset``), or None.
+
+    This is how an env sees a ``TimeLimit`` put around it, by ``gymnasium.make(...,
+    max_episode_steps=k)`` or by hand (``TimeLimit(env, k)``): wrappers call their inner
+    env's ``reset``, and the inner env knows no other way to learn of them.
+    """
+    import sys
+
+    from gymnasium.wrappers import TimeLimit
+
+    found: list[int] = []
+    f = sys._getframe(1)
+    for _ in range(64):
+        if f is None:
+            break
+        obj = f.f_locals.get("self")
+        if isinstance(obj, TimeLimit) and obj.unwrapped is env:
+            found.append(int(obj._max_episode_steps))
+        f = f.f_back
+    return min(found) if found else None
+
+
 class EgoEnvBase(gym.Env):
-    """A Gymnasium env over one world of ``N`` humans (see :class:`EgoLocomotionEnv`)."""
+    """A Gymnasium env over one world of ``N`` humans (see :class:`EgoLocomotionEnv`).
+
+    Step limit: :attr:`max_steps`, the config's ``episode.max_steps`` unless a Gymnasium
+    ``TimeLimit`` wraps the env (``gymnasium.make(..., max_episode_steps=k)`` or
+    ``TimeLimit(env, k)``): then ``k``, read at every ``reset``. The env truncates at it and
+    ``time_left`` counts down to it; ``spec.max_episode_steps`` reports it.
+    """
 
     metadata = {"render_modes": RENDER_MODES, "render_fps": RENDER_FPS}
 
     def _setup(self, cfg, num_humans: int, min_separation: float,
-               render_mode: str | None) -> None:
+               render_mode: str | None, max_episode_steps: int | None = None) -> None:
         from egosim.envs.simulation import Simulation
 
         if render_mode is not None and render_mode not in RENDER_MODES:
@@ -200,26 +275,70 @@ class EgoEnvBase(gym.Env):
                              f"{render_mode!r}")
         self.cfg = cfg
         self.render_mode = render_mode
+        if render_mode == "rgb_array_list":  # one image per 40-fps frame
+            self.metadata = {**type(self).metadata, "render_fps": MOTION_FPS}
         self.num_humans = num_humans
         self.sim = Simulation(cfg, 1, num_humans, min_separation)
+        self._own_limit = check_max_steps(max_episode_steps, cfg.episode.max_steps)
+        self.sim.max_steps = self._own_limit
         self.camera_uuids = [s.uuid for s in self.sim.camera_specs]
         self.observation_space = observation_space(num_humans, cfg.sensing.num_rays,
                                                    self.sim.camera_specs)
         self.action_space = action_space(num_humans, self.sim.latent_dim)
         self._running = False
+        self._frames: list[np.ndarray] = []
+        self._render_rng = np.random.default_rng(0)
+
+    # -- step limit and spec ------------------------------------------------------------
+    @property
+    def max_steps(self) -> int:
+        """The step limit of the current episode (see the class docstring)."""
+        return int(self.sim.max_steps)
+
+    @property
+    def spec(self):
+        """The ``EnvSpec`` ``gymnasium.make`` gave the env, with ``max_episode_steps``
+        set to :attr:`max_steps` (None when the env was built directly)."""
+        spec = self.__dict__.get("_spec")
+        if spec is None:
+            return None
+        from dataclasses import replace
+
+        return replace(spec, max_episode_steps=self.max_steps)
+
+    @spec.setter
+    def spec(self, value) -> None:
+        self.__dict__["_spec"] = value
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        limit = time_limit_of(self)
+        self.sim.max_steps = self._own_limit if limit is None else limit
         self.sim.reset_worlds([0], [self.np_random])
         self._running = True
         w = self.sim.worlds[0]
         info = {"scene_seed": -1 if w.scene_seed is None else int(w.scene_seed),
-                "route_length_m": float(np.mean([r.length for r in w.routes]))}
-        return self._obs(), info
+                "route_length_m": float(np.mean([r.length for r in w.routes])),
+                "max_steps": self.max_steps}
+        obs = self._obs()
+        info.update(self._camera_info())
+        if self.render_mode == "rgb_array_list":
+            self._frames = [render_world(self.sim, 0)]
+        return obs, info
 
     def _obs(self) -> dict[str, np.ndarray]:
         return flatten_obs(self.sim.observe(0), self.camera_uuids, self.num_humans)
+
+    def _camera_info(self) -> dict[str, Any]:
+        """``camera_pose`` ``{uuid: (4, 4)}`` (``(N, 4, 4)`` for several humans) and
+        ``camera_intrinsics`` ``{uuid: (3, 3)}`` of the latest images (none without
+        cameras)."""
+        info = self.sim.camera_info[0]
+        if not info:
+            return {}
+        pose = {k: v[0] if self.num_humans == 1 else v for k, v in info["camera_pose"].items()}
+        return {"camera_pose": pose, "camera_intrinsics": dict(info["camera_intrinsics"])}
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool,
                                          dict[str, Any]]:
@@ -230,11 +349,38 @@ class EgoEnvBase(gym.Env):
         r, term, trunc, infos = self.sim.step([0], a.reshape(1, self.num_humans, -1))
         terminated, truncated = bool(term[0]), bool(trunc[0])
         self._running = not (terminated or truncated)
-        return self._obs(), float(r[0]), terminated, truncated, infos[0]
+        obs = self._obs()
+        info = infos[0]
+        info.update(self._camera_info())
+        if self.render_mode == "rgb_array_list":
+            fr = self.sim.last_rollout.world(0)
+            for k in range(fr.num_frames):
+                self._frames.append(render_world(self.sim, 0, fr.select_frames([k]),
+                                                 self._render_rng))
+        return obs, float(r[0]), terminated, truncated, info
 
-    def render(self) -> np.ndarray | None:
+    def render(self) -> np.ndarray | list[np.ndarray] | None:
+        """``rgb_array``: the latest state's ``(size, 2 size, 3)`` uint8 image;
+        ``rgb_array_list``: every 40-fps frame since the last ``render()`` or ``reset()``
+        (18 per step, the reset's one first), then the list starts over."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; use render_mode="
-                            "'rgb_array'")
+                            "'rgb_array' or 'rgb_array_list'")
             return None
+        if self.render_mode == "rgb_array_list":
+            frames, self._frames = self._frames, []
+            return frames
         return render_world(self.sim, 0)
+
+
+def check_max_steps(value: int | None, default: int) -> int:
+    """``value`` (a step limit given as ``max_episode_steps``) or ``default`` when None.
+
+    Raises:
+        ValueError: not a positive int (names ``max_episode_steps``).
+    """
+    if value is None:
+        return int(default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"max_episode_steps must be a positive int or None; got {value!r}")
+    return int(value)

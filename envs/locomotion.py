@@ -44,8 +44,10 @@ class EgoLocomotionEnv(EgoEnvBase):
     | ego_sensing   | (32,)  | 32 horizontal rays over 180 deg around the gaze, from   |
     |               |        | the eyes, 7 m; ``2 d / 7 - 1`` in [-1, 1]               |
     | goal_distance | (1,)   | ``1 / (d + 1)``, d: floor distance pelvis -> target (m)  |
-    | time_left     | (1,)   | ``1 - steps / max_steps``                                |
-    | <uuid>        | (H,W,.)| head camera per ``cameras.specs`` entry (optional)       |
+    | time_left     | (1,)   | ``1 - steps / max_steps`` (:attr:`max_steps`)            |
+    | <uuid>        | (H,W,.)| head camera per ``cameras.specs`` entry (optional): rgb  |
+    |               |        | (H,W,3) uint8, depth (H,W,1) float32 m, semantic and     |
+    |               |        | instance (H,W) int32, normal (H,W,3) float32             |
 
     ## Rewards
 
@@ -76,29 +78,43 @@ class EgoLocomotionEnv(EgoEnvBase):
     |             | (``info["is_success"] = True``)                                     |
     | terminated  | ``reward.penetration_mode: strict`` and >= 40 penetrating vertices |
     |             | in a frame (fine-tuning stage; ``soft``: penalty only)             |
-    | truncated   | ``episode.max_steps`` (60) primitives                              |
+    | terminated  | the pelvis left the scene: over no floor and outside the building's|
+    |             | footprint (``Scene.in_footprint``: walls and furniture inside it   |
+    |             | count as inside)                                                   |
+    | truncated   | :attr:`max_steps` primitives: ``episode.max_steps`` (60), or the   |
+    |             | ``max_episode_steps`` of a ``TimeLimit`` wrapping the env          |
+
+    ``info["end_reason"]`` names the ending: ``success``, ``penetration``, ``left_scene``
+    or ``time_limit`` (None while the episode runs).
 
     ## Info
 
-    ``reward_terms``, ``is_success``, ``goal_distance_m`` (pelvis -> final goal, m, last
-    frame), ``closest_goal_distance_m`` (smallest over the primitive's frames, m),
-    ``penetration_per_frame``, ``human_collisions`` (0 here), ``steps``, ``scene_seed``.
+    ``reward_terms``, ``is_success``, ``end_reason``, ``goal_distance_m`` (pelvis -> final
+    goal, m, last frame), ``closest_goal_distance_m`` (smallest over the primitive's frames,
+    m), ``penetration_per_frame``, ``human_collisions`` (0 here), ``steps``, ``scene_seed``;
+    with cameras ``camera_pose`` ``{uuid: (4, 4)}`` (camera-to-world, OpenCV axes) and
+    ``camera_intrinsics`` ``{uuid: (3, 3)}`` (also at reset, with ``route_length_m`` and
+    ``max_steps``).
 
     ## Arguments
 
     ``gymnasium.make("egosim/EgoLocomotion-v0", config=None, overrides=None,
-    render_mode=None)``: ``config`` is None (the schema's defaults, what
+    render_mode=None, max_episode_steps=None)``: ``config`` is None (the schema's defaults, what
     ``configs/env_locomotion.yaml`` documents), a shipped config name, a YAML path, a dict
     or a :class:`egosim.envs.config.LocomotionEnvConfig`; ``overrides`` are dotted ``key=value``
     strings or a dict (e.g. ``["scene.seed=3", "prior.path=/ckpt"]``).
     ``render_mode="rgb_array"`` returns the top-down map beside the ego view
-    (:mod:`egosim.envs.topdown`).
+    (:mod:`egosim.envs.topdown`) of the latest state; ``"rgb_array_list"`` every 40-fps
+    frame since the last ``render()`` (18 per step; ``egosim.envs.video.RecordVideo``
+    records them). ``max_episode_steps`` (here, or through ``gymnasium.make`` /
+    ``TimeLimit``) replaces ``episode.max_steps``.
     """
 
     def __init__(self, config: str | os.PathLike | dict | BaseModel | None = None,
                  overrides: list[str] | dict[str, Any] | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, max_episode_steps: int | None = None
+                 ) -> None:
         from egosim.envs.config import LocomotionEnvConfig
 
         cfg = resolve_config(config, overrides, LocomotionEnvConfig)
-        self._setup(cfg, 1, 0.0, render_mode)
+        self._setup(cfg, 1, 0.0, render_mode, max_episode_steps)

@@ -8,7 +8,11 @@ String entry points only, so registering imports neither torch nor the envs:
   ``egosim.envs.vector:make_crowd_vector``.
 
 Step limits are the config's ``episode.max_steps`` (the envs truncate themselves), so no
-``TimeLimit`` wrapper is added.
+``TimeLimit`` wrapper is added by default; ``gymnasium.make(id, max_episode_steps=k)`` (or
+``TimeLimit(env, k)``) adds one, and the env then adopts ``k`` at its next ``reset``
+(truncation and ``time_left``; see :class:`egosim.envs.env_base.EgoEnvBase`).
+``env.spec.max_episode_steps`` reports the limit in force; ``gymnasium.make_vec(id, n,
+max_episode_steps=k)`` passes it to the batched env.
 """
 
 from __future__ import annotations

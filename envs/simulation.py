@@ -20,11 +20,12 @@ goal_dirs      (201,)       unit vectors marker -> current target (at pelvis hei
                             local frame, row-major ``(67, 3)``
 ego_sensing    (R,)         see :mod:`egosim.envs.ego_sensing`, in [-1, 1]
 goal_distance  (1,)         ``1 / (d + 1)``, d = floor distance pelvis -> current target (m)
-time_left      (1,)         ``1 - steps / max_steps``
-<camera uuid>  (H, W, ...)  head-camera image per configured spec (rgb uint8 HWC, depth
-                            float32 metres, semantic int32), camera at the eyes, horizontal
-                            gaze; other humans are capsules (same radius as the rays see) or,
-                            with ``cameras.other_humans: bodies``, their posed SMPL-X bodies
+time_left      (1,)         ``1 - steps / max_steps`` (:attr:`Simulation.max_steps`)
+<camera uuid>  (H, W, ...)  head-camera image per configured spec (rgb uint8 (H, W, 3), depth
+                            float32 (H, W, 1) metres, semantic / instance int32 (H, W), normal
+                            float32 (H, W, 3)), rig at the eyes along the gaze or the head
+                            (``cameras.mount``); other humans are their posed SMPL-X bodies
+                            (``cameras.other_humans: bodies``) or capsules
 =============  ===========  ============================================================
 
 Per-frame motion (the seam videos and clip builders plug into): every step decodes
@@ -54,11 +55,25 @@ from egosim.envs.ego_sensing import HEAD_ABOVE_EYES, ego_sensing, gaze_forward
 from egosim.envs.humans.marker_set import EYE_JOINTS, MARKER_NAMES
 from egosim.envs.humans.model_files import GENDERS
 from egosim.envs.motion.primitive_windows import FUTURE_FRAMES, HISTORY_FRAMES, MOTION_FPS
-from egosim.envs.rewards import TERMS, facing, foot_terms, penetration_reward, pose_prior
-from egosim.envs.task import Route, episode_end, sample_episode, yaw_towards
+from egosim.envs.rewards import (
+    TERMS,
+    facing,
+    foot_terms,
+    penetration_reward,
+    pose_prior,
+    weighted_terms,
+)
+from egosim.envs.task import (
+    Route,
+    end_reasons,
+    episode_outcome,
+    sample_episode,
+    world_end_reason,
+    yaw_towards,
+)
 
 __all__ = ["Simulation", "World", "FrameRollout", "StepHook", "NUM_MARKERS", "MARKER_DIM",
-           "GOAL_DIM", "MARKER_CLIP"]
+           "GOAL_DIM", "MARKER_CLIP", "head_rotations"]
 
 NUM_MARKERS = len(MARKER_NAMES)
 #: Observation widths per human: the last HISTORY_FRAMES marker frames, and one unit vector
@@ -84,6 +99,24 @@ def _axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
         aa.shape[:-1] + (3, 3))
     s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
     return np.eye(3) + s * cross + (1.0 - c) * (cross @ cross)
+
+
+def head_rotations(global_orient: np.ndarray, body_pose: np.ndarray) -> np.ndarray:
+    """Head-to-world rotations ``(..., 3, 3)`` float64 of SMPL-X poses (see
+    :attr:`FrameRollout.head_orientation` for the axes).
+
+    Args:
+        global_orient: ``(..., 3)`` axis-angle of the pelvis (rad, world frame).
+        body_pose: ``(..., 63)`` axis-angles of the 21 body joints (rad).
+    """
+    aa = np.concatenate([global_orient[..., None, :],
+                         body_pose.reshape(body_pose.shape[:-1] + (21, 3))],
+                        axis=-2)  # (..., 22, 3): pelvis, then body joints 1..21
+    rot = _axis_angle_to_matrix(aa[..., list(_HEAD_CHAIN), :])
+    head = rot[..., 0, :, :]
+    for k in range(1, len(_HEAD_CHAIN)):
+        head = head @ rot[..., k, :, :]
+    return head @ _SMPLX_TO_OPENCV
 
 
 @dataclass
@@ -159,14 +192,7 @@ class FrameRollout:
         The same axes as a head camera's OpenCV frame (see ``egosim.sensors.head_frame``).
         """
         if self._head is None:
-            aa = np.concatenate([self.global_orient[..., None, :],
-                                 self.body_pose.reshape(self.body_pose.shape[:-1] + (21, 3))],
-                                axis=-2)  # (H, F, 22, 3): pelvis, then body joints 1..21
-            rot = _axis_angle_to_matrix(aa[..., list(_HEAD_CHAIN), :])
-            head = rot[..., 0, :, :]
-            for k in range(1, len(_HEAD_CHAIN)):
-                head = head @ rot[..., k, :, :]
-            self._head = head @ _SMPLX_TO_OPENCV
+            self._head = head_rotations(self.global_orient, self.body_pose)
         return self._head
 
     def rows(self, index: np.ndarray | slice) -> FrameRollout:
@@ -197,7 +223,9 @@ StepHook = Callable[["Simulation", FrameRollout], None]
 @dataclass
 class World:
     """Episode state of one world (scene + ``N`` humans); ``body_colors`` ``(N, F', 3)``
-    are the humans' face colours in the head cameras (``cameras.other_humans: bodies``)."""
+    are the humans' face colours in the head cameras (``cameras.other_humans: bodies``);
+    ``end_reasons`` ``(N,)`` why each human stopped (one of
+    :data:`~egosim.envs.task.END_REASONS`, None while it walks)."""
 
     rng: np.random.Generator | None = None
     scene: Any = None
@@ -210,6 +238,7 @@ class World:
     remaining: np.ndarray | None = None
     collisions_total: int = 0
     body_colors: np.ndarray | None = None
+    end_reasons: list[str | None] = field(default_factory=list)
 
 
 class Simulation:
@@ -221,6 +250,16 @@ class Simulation:
         min_separation: smallest start-start and goal-goal distance (m) within a world.
 
     Attributes:
+        max_steps: the step limit of every world (``episode.max_steps`` unless the env sets
+            another, e.g. the ``max_episode_steps`` of Gymnasium's ``TimeLimit``): episodes
+            truncate at it and ``time_left`` counts down to it.
+        floor_z: ``(E N,)`` height of the floor each human walks on (m): its scene's
+            ``floor_level`` (0 unless the scene option selects another level, e.g.
+            ``pybullet:samurai``'s platform at 1.7 m). The motion prior runs with that floor
+            moved to z = 0, local frames and the floor-contact term are measured from it.
+        camera_info: per world, ``{"camera_pose": {uuid: (N, 4, 4)}, "camera_intrinsics":
+            {uuid: (3, 3)}}`` of the latest head-camera images (camera-to-world, OpenCV
+            axes, metres; pixels); empty without cameras.
         markers: ``(E N, 2, 67, 3)`` the two latest marker frames per human (m, world).
         eyes: ``(E N, 2, 3)`` left and right eye of the latest frame (m, world).
         pose: the latest frame's regressed SMPL-X body of each human (a stopped human stands
@@ -244,7 +283,11 @@ class Simulation:
         self.mj = self.prior.marker_joints.weights.double().numpy()  # (3, 67)
         self.feet = np.asarray(FOOT_MARKER_INDICES)
         self.camera_specs = self._camera_specs()
+        self.max_steps = int(cfg.episode.max_steps)
         h = self.E * self.N
+        self.floor_z = np.zeros(h)
+        self.camera_info: list[dict[str, Any]] = [{} for _ in range(self.E)]
+        self._last_images: list[dict[str, np.ndarray] | None] = [None] * self.E
         self.history = torch.zeros(h, HISTORY_FRAMES, NUM_MARKERS, 3)
         self.betas = torch.zeros(h, self.prior.seeds["betas"].shape[1])
         self.gender = torch.zeros(h, dtype=torch.long)
@@ -400,6 +443,9 @@ class Simulation:
             w.active = np.ones(self.N, bool)
             w.success = np.zeros(self.N, bool)
             w.failed = np.zeros(self.N, bool)
+            w.end_reasons = [None] * self.N
+            self.floor_z[self.humans(e)] = float(getattr(w.scene, "floor_level", 0.0))
+            self._last_images[e] = None
             w.body_colors = None
             if self.camera_specs and self.cfg.cameras.other_humans == "bodies":
                 from egosim.envs.humans.body_proxy import sample_face_colors
@@ -442,16 +488,18 @@ class Simulation:
         """``(..., 67, 3)`` markers -> ``(..., 3)`` pelvis (m)."""
         return np.einsum("k,...kc->...c", self.mj[0], markers)
 
-    def body_frame(self, markers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Local frame of ``(n, 67, 3)`` markers: ``origin (n, 3)`` (pelvis on the floor),
-        ``forward (n, 3)``, ``left (n, 3)`` (horizontal unit vectors)."""
+    def body_frame(self, markers: np.ndarray, floor: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Local frame of ``(n, 67, 3)`` markers: ``origin (n, 3)`` (pelvis on the floor:
+        at height ``floor (n,)`` m, default 0), ``forward (n, 3)``, ``left (n, 3)``
+        (horizontal unit vectors)."""
         j = self.joints3(markers)
         x = j[:, 2] - j[:, 1]
         fwd = np.stack([-x[:, 1], x[:, 0], np.zeros(len(x))], 1)
         fwd /= np.maximum(np.linalg.norm(fwd, axis=1, keepdims=True), 1e-9)
         left = np.stack([-fwd[:, 1], fwd[:, 0], np.zeros(len(x))], 1)
         origin = j[:, 0].copy()
-        origin[:, 2] = 0.0
+        origin[:, 2] = 0.0 if floor is None else floor
         return origin, fwd, left
 
     # -- observations -------------------------------------------------------------------
@@ -460,7 +508,7 @@ class Simulation:
         w = self.worlds[e]
         hs = self.humans(e)
         m = self.markers[hs]  # (N, 2, 67, 3)
-        origin, fwd, left = self.body_frame(m[:, 1])
+        origin, fwd, left = self.body_frame(m[:, 1], self.floor_z[hs])
         rel = m - origin[:, None, None]
         local = np.stack([np.einsum("ntkc,nc->ntk", rel, fwd),
                           np.einsum("ntkc,nc->ntk", rel, left), rel[..., 2]], -1)
@@ -479,7 +527,7 @@ class Simulation:
             "goal_dirs": np.clip(vloc, -1.0, 1.0).reshape(n, -1),
             "ego_sensing": ego,
             "goal_distance": (1.0 / (d + 1.0))[:, None],
-            "time_left": np.full((n, 1), max(0.0, 1.0 - w.steps / self.cfg.episode.max_steps)),
+            "time_left": np.full((n, 1), max(0.0, 1.0 - w.steps / self.max_steps)),
         }
         obs = {k: v.astype(np.float32) for k, v in obs.items()}
         if self.camera_specs:
@@ -503,40 +551,88 @@ class Simulation:
         self.ego_dist[hs] = dist
         return obs
 
-    def camera_images(self, e: int) -> dict[str, np.ndarray]:
-        """Head-camera images of world ``e``'s humans, ``{uuid: (N, H, W[, C])}``.
-
-        Camera at the eyes with a horizontal gaze (``egosim.sensors.head_frame``); the other
-        humans are capsules or (``cameras.other_humans: bodies``) their posed bodies
-        (:mod:`egosim.envs.humans.body_proxy`); a wearer sees its own hands and feet only.
-        """
-        from egosim.envs.scenes import class_id
-        from egosim.sensors import DynamicMesh, HeadRecorder, Renderer, capsule_triangles
+    def _renderer(self, e: int) -> Any:
+        """The head cameras' ``egosim.sensors.Renderer`` of world ``e``'s scene (cached)."""
+        from egosim.sensors import Renderer
 
         w = self.worlds[e]
-        key = (w.scene.name, w.scene_seed)
+        key = (w.scene.name, w.scene_seed, w.scene.content_hash)
         if key not in self._renderers:
             if len(self._renderers) >= self.cfg.scene.cache_size:
                 self._renderers.pop(next(iter(self._renderers)))
             self._renderers[key] = Renderer(w.scene)
-        r = self._renderers[key]
+        return self._renderers[key]
+
+    def camera_images(self, e: int, frame: FrameRollout | None = None, rng: Any = None
+                      ) -> dict[str, np.ndarray]:
+        """Head-camera images of world ``e``'s humans, ``{uuid: (N, H, W, C)}``.
+
+        One image per ``cameras.specs`` entry and human: rgb uint8 ``(H, W, 3)``, depth
+        float32 ``(H, W, 1)`` (z-depth, m, 0 where nothing was hit), semantic / instance
+        int32 ``(H, W)`` (-1: nothing), normal float32 ``(H, W, 3)`` (camera frame). The
+        rig sits at the eye midpoint (``egosim.sensors.HeadRecorder``) and looks along the
+        env's gaze (``cameras.mount: gaze``: level, perpendicular to the eye line, as the
+        ego-sensing rays) or turns and tilts with the SMPL-X head joint (``head``). The
+        other humans are their posed bodies (``cameras.other_humans: bodies``,
+        :mod:`egosim.envs.humans.body_proxy`) or capsules; a wearer sees its own hands and
+        feet only.
+
+        Args:
+            e: the world.
+            frame: a one-frame :class:`FrameRollout` of world ``e``'s humans to render
+                instead of the latest state (videos); the latest state's camera poses and
+                intrinsics are kept in :attr:`camera_info` ``[e]``.
+            rng: generator of the camera noise (intrinsics jitter, depth noise, blur);
+                default the world's.
+        """
+        from egosim.envs.scenes import class_id
+        from egosim.sensors import DynamicMesh, HeadRecorder, capsule_triangles
+        from egosim.sensors.camera import intrinsics_matrix, sensor_extrinsic
+
+        w = self.worlds[e]
+        cams = self.cfg.cameras
         hs = self.humans(e)
-        eyes = self.eyes[hs]
-        person = class_id("person")
-        if self.cfg.cameras.other_humans == "bodies":
-            meshes = self.body_proxy().meshes(self.current_vertices(e), w.body_colors, person)
-        else:
+        if frame is None:
+            eyes = self.eyes[hs]
+            go, bp = self.pose["global_orient"][hs], self.pose["body_pose"][hs]
             pel = self.pelvis(self.markers[hs, 1])
+        else:
+            eyes = frame.eyes[:, 0]
+            go, bp = frame.global_orient[:, 0], frame.body_pose[:, 0]
+            pel = self.pelvis(frame.markers[:, 0])
+        person = class_id("person")
+        if cams.other_humans == "bodies":
+            verts = self.current_vertices(e) if frame is None else self.vertices(frame)[:, 0]
+            meshes = self.body_proxy().meshes(verts, w.body_colors, person)
+        else:
             rad = self.cfg.sensing.human_radius
+            floor = self.floor_z[hs]
             meshes = []
             for i in range(self.N):
-                top = max(eyes[i, :, 2].mean() + HEAD_ABOVE_EYES, 2 * rad + 1e-3)
-                tri = capsule_triangles((pel[i, 0], pel[i, 1], 0.0), top, rad, 12, 2)
+                top = max(eyes[i, :, 2].mean() + HEAD_ABOVE_EYES - floor[i], 2 * rad + 1e-3)
+                tri = capsule_triangles((pel[i, 0], pel[i, 1], floor[i]), top, rad, 12, 2)
                 meshes.append(DynamicMesh(tri, person, 1000 + i, (0.8, 0.6, 0.5),
                                           np.zeros(len(tri), bool)))
-        _, out = HeadRecorder(r, self.camera_specs).frame(eyes, meshes=meshes,
-                                                          wearer=np.arange(self.N), rng=w.rng)
-        return {s.uuid: out[s.uuid] for s in self.camera_specs}
+        g = w.rng if rng is None else rng
+        specs = [s.jittered(g) if s.intrinsics_jitter is not None else s
+                 for s in self.camera_specs]  # the renderer's draws, in its order
+        head = head_rotations(go, bp) if cams.mount == "head" else None
+        rig, out = HeadRecorder(self._renderer(e), specs).frame(
+            eyes, head_orientation=head, meshes=meshes, wearer=np.arange(self.N), rng=g)
+        images = {}
+        for s in specs:
+            img = out[s.uuid]
+            if s.modality == "depth":
+                img = img[..., None]
+            elif s.modality == "normal":  # unit vectors: keep round-off inside the Box
+                img = np.clip(img, -1.0, 1.0)
+            images[s.uuid] = img
+        if frame is None:
+            self.camera_info[e] = {
+                "camera_pose": {s.uuid: rig @ sensor_extrinsic(s) for s in specs},
+                "camera_intrinsics": {s.uuid: intrinsics_matrix(s) for s in specs}}
+            self._last_images[e] = images
+        return images
 
     # -- step ---------------------------------------------------------------------------
     def step(self, ids: list[int], actions: np.ndarray
@@ -555,12 +651,13 @@ class Simulation:
         t = torch.as_tensor(hs)
         z = torch.from_numpy(np.ascontiguousarray(actions, np.float32).reshape(
             len(hs), self.latent_dim)) * cfg.action.scale
-        from egosim.envs.motion.prior import PriorState
-
-        new, out = self.prior.step(PriorState(self.history[t], self.betas[t], self.gender[t]), z)
+        new, out = self._prior_step(hs, t, z)
         active = np.concatenate([self.worlds[e].active for e in ids])
         mk = out.markers.double().numpy()  # (h, 18, 67, 3)
         feet = np.concatenate([self.markers[hs, 1][:, None], mk], 1)[:, :, self.feet]
+        if np.any(self.floor_z[hs] != 0.0):
+            feet = feet.copy()
+            feet[..., 2] -= self.floor_z[hs][:, None, None]
         skate, contact = foot_terms(feet, cfg.reward.skating_threshold,
                                     cfg.reward.contact_height)
         pts = self.probe.points(out.global_orient, out.body_pose, out.transl, out.betas,
@@ -584,6 +681,28 @@ class Simulation:
             infos.append(info)
         self._publish(rollout, self._step_hooks)
         return np.array(rewards), np.array(term), np.array(trunc), infos
+
+    def _prior_step(self, hs: np.ndarray, t: torch.Tensor, z: torch.Tensor) -> tuple[Any, Any]:
+        """``MotionPrior.step`` of humans ``hs``, each with its floor (:attr:`floor_z`) moved
+        to z = 0 for the prior (its floor contact keeps the feet on z = 0) and back."""
+        from dataclasses import replace
+
+        from egosim.envs.motion.prior import PriorState
+
+        hist = self.history[t]
+        floor = self.floor_z[hs]
+        if not np.any(floor != 0.0):
+            return self.prior.step(PriorState(hist, self.betas[t], self.gender[t]), z)
+        fz = torch.from_numpy(floor.astype(np.float32))
+        lift = torch.zeros(len(hs), 3)
+        lift[:, 2] = fz
+        new, out = self.prior.step(PriorState(hist - lift[:, None, None], self.betas[t],
+                                              self.gender[t]), z)
+        up = lift[:, None, None]
+        new = replace(new, history=new.history + up)
+        out = replace(out, markers=out.markers + up, joints=out.joints + up,
+                      decoded=out.decoded + up, transl=out.transl + lift[:, None])
+        return new, out
 
     def _step_rollout(self, ids: list[int], hs: np.ndarray, active: np.ndarray,
                       mk: np.ndarray, out: Any) -> FrameRollout:
@@ -639,17 +758,17 @@ class Simulation:
         closest = np.linalg.norm(path_pel - goals[:, None], axis=-1).min(1)
         w.steps += 1
         rc = cfg.reward
-        success, failed, truncated = episode_end(
+        outcome = episode_outcome(
             closest, counts.max(1), w.steps, cfg.goal.success_radius,
-            rc.penetration_mode == "strict", rc.penetration_limit, cfg.episode.max_steps)
-        success &= active
-        failed &= active
+            rc.penetration_mode == "strict", rc.penetration_limit, self.max_steps,
+            on_floor=w.scene.in_footprint(pel[:, :2]) if cfg.episode.end_outside else None)
+        success = outcome.success & active
+        failed = outcome.failed & active
         raw = {"foot_skating": skate, "floor_contact": contact,
                "face_target": facing(fwd, pel, target), "look_at_target": facing(gaze, pel, target),
                "progress": progress, "success": success.astype(np.float64),
                "penetration": penetration_reward(counts), "pose_prior": prior_r}
-        weights = rc.weights.model_dump()
-        human_terms = {k: np.where(active, weights[k] * raw[k], 0.0) for k in TERMS}
+        human_terms = weighted_terms(raw, rc.weights.model_dump(), rc.variant, active)
         human_reward = sum(human_terms[k] for k in TERMS)
         collisions = self._collisions(e, mk, active)
         w.collisions_total += collisions
@@ -657,7 +776,11 @@ class Simulation:
         w.failed |= failed
         w.active = active & ~success & ~failed
         terminated = not w.active.any()
-        truncated = bool(truncated and not terminated)
+        truncated = bool(outcome.truncated and not terminated)
+        outcome.truncated = truncated
+        for i, reason in enumerate(end_reasons(outcome, active)):
+            if active[i]:  # a human reactivated by its owner (a new goal) walks again
+                w.end_reasons[i] = reason
         info = {
             "reward_terms": {k: float(v.mean()) for k, v in human_terms.items()},
             "is_success": bool(w.success.all()),
@@ -668,10 +791,12 @@ class Simulation:
             "human_collisions_total": int(w.collisions_total),
             "steps": int(w.steps),
             "scene_seed": -1 if w.scene_seed is None else int(w.scene_seed),
+            "end_reason": world_end_reason(w.end_reasons, terminated, truncated),
         }
         if self.N > 1:
             info.update({"rewards": human_reward.astype(np.float64), "successes": w.success.copy(),
-                         "human_reward_terms": human_terms})
+                         "human_reward_terms": human_terms,
+                         "end_reasons": list(w.end_reasons)})
         return float(human_reward.mean()), terminated, truncated, info
 
     def _collisions(self, e: int, mk: np.ndarray, active: np.ndarray) -> int:

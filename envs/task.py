@@ -16,8 +16,17 @@ success          pelvis within ``success_radius`` (0.3 m) of the FINAL goal, flo
                  stop exactly on a primitive boundary)
 penetration      ``penetration_mode: strict`` and >= ``penetration_limit`` (40) estimated
                  penetrating body vertices in one frame of the primitive
-truncation       ``max_steps`` primitives taken without either of the above
+left_scene       the pelvis is outside the scene at the end of the primitive: over no
+                 floor (``Scene.has_floor`` False) and not over a wall or furniture inside
+                 the building (``Scene.in_footprint`` False): it walked out through a wall
+                 (the motion prior does not collide with walls), off the grid, or off the
+                 walkable level (``floor_level``)
+truncation       ``max_steps`` primitives taken without any of the above
 ===============  ==========================================================================
+
+The first three end a human's episode (terminated); truncation ends the world's. Each ending
+has a name (:data:`END_REASONS`), in that order of precedence within one step: ``success``,
+``penetration``, ``left_scene``, ``time_limit`` (:func:`end_reasons`).
 """
 
 from __future__ import annotations
@@ -26,7 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Route", "sample_episode", "episode_end", "yaw_towards"]
+__all__ = ["Route", "sample_episode", "episode_end", "episode_outcome", "end_reasons",
+           "world_end_reason", "Outcome", "END_REASONS", "yaw_towards"]
+
+#: Why a human's (or a world's) episode ended, as ``info["end_reason"]`` names it.
+END_REASONS: tuple[str, ...] = ("success", "left_scene", "penetration", "time_limit")
 
 
 @dataclass
@@ -130,20 +143,86 @@ def sample_episode(scene, rng: np.random.Generator, num: int, min_dist: float,
     return routes
 
 
-def episode_end(goal_dist: np.ndarray, max_pen_per_frame: np.ndarray, steps: int,
-                success_radius: float, strict: bool, limit: int, max_steps: int
-                ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Per-human episode end (see the module table).
+@dataclass
+class Outcome:
+    """How one step ended for each of ``N`` humans (see the module table).
+
+    Attributes:
+        success: ``(N,)`` bool, reached the goal.
+        penetration: ``(N,)`` bool, strict-mode penetration (never with success).
+        left_scene: ``(N,)`` bool, pelvis outside the scene (never with the two above).
+        truncated: the step limit was reached.
+    """
+
+    success: np.ndarray
+    penetration: np.ndarray
+    left_scene: np.ndarray
+    truncated: bool
+
+    @property
+    def failed(self) -> np.ndarray:
+        """``(N,)`` bool: penetration or left the scene."""
+        return self.penetration | self.left_scene
+
+
+def episode_outcome(goal_dist: np.ndarray, max_pen_per_frame: np.ndarray, steps: int,
+                    success_radius: float, strict: bool, limit: int, max_steps: int,
+                    on_floor: np.ndarray | None = None) -> Outcome:
+    """Per-human episode end of one step (see the module table).
 
     Args:
         goal_dist: ``(N,)`` smallest floor-plane pelvis -> final goal distance over the
             primitive's frames (m).
         max_pen_per_frame: ``(N,)`` largest estimated penetrating-vertex count of a frame.
         steps: primitives taken in this episode so far (after this step).
-
-    Returns:
-        ``(success (N,) bool, failed (N,) bool, truncated bool)``.
+        on_floor: ``(N,)`` bool, the pelvis is inside the scene at the end of the step
+            (``Scene.in_footprint``); None: everyone is.
     """
-    success = goal_dist < success_radius
-    failed = (max_pen_per_frame >= limit) & ~success if strict else np.zeros_like(success)
-    return success, failed, steps >= max_steps
+    success = np.asarray(goal_dist) < success_radius
+    pen = (np.asarray(max_pen_per_frame) >= limit) & ~success if strict \
+        else np.zeros_like(success)
+    left = np.zeros_like(success) if on_floor is None \
+        else ~np.asarray(on_floor, bool) & ~success & ~pen
+    return Outcome(success, pen, left, bool(steps >= max_steps))
+
+
+def episode_end(goal_dist: np.ndarray, max_pen_per_frame: np.ndarray, steps: int,
+                success_radius: float, strict: bool, limit: int, max_steps: int,
+                on_floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`episode_outcome` as ``(success (N,) bool, failed (N,) bool, truncated)``;
+    ``failed`` is penetration or leaving the scene."""
+    out = episode_outcome(goal_dist, max_pen_per_frame, steps, success_radius, strict, limit,
+                          max_steps, on_floor)
+    return out.success, out.failed, out.truncated
+
+
+def end_reasons(outcome: Outcome, active: np.ndarray) -> list[str | None]:
+    """``(N,)`` reason each human *active before the step* stopped in it (None: it goes
+    on; stopped humans get None too): ``success``, ``penetration``, ``left_scene``, then
+    ``time_limit`` when the step limit was reached."""
+    out: list[str | None] = []
+    for i, a in enumerate(np.asarray(active, bool)):
+        if not a:
+            out.append(None)
+        elif outcome.success[i]:
+            out.append("success")
+        elif outcome.penetration[i]:
+            out.append("penetration")
+        elif outcome.left_scene[i]:
+            out.append("left_scene")
+        else:
+            out.append("time_limit" if outcome.truncated else None)
+    return out
+
+
+def world_end_reason(reasons: list[str | None], terminated: bool, truncated: bool
+                     ) -> str | None:
+    """The reason a world's episode ended, from its humans' ``reasons`` (over the whole
+    episode): ``time_limit`` on truncation; when every human has stopped, ``success`` if
+    they all succeeded, else the failure of the first human (by index) that failed; None
+    while it runs."""
+    if truncated:
+        return "time_limit"
+    if not terminated:
+        return None
+    return next((r for r in reasons if r not in (None, "success")), "success")

@@ -34,9 +34,9 @@ from pydantic import BaseModel
 
 from egosim.envs.env_base import (
     RENDER_FPS,
-    RENDER_MODES,
     action_space,
     check_action,
+    check_max_steps,
     flatten_obs,
     observation_space,
     render_world,
@@ -44,6 +44,9 @@ from egosim.envs.env_base import (
 )
 
 __all__ = ["EgoVectorEnv", "make_locomotion_vector", "make_crowd_vector"]
+
+#: Render modes of the batched env (one ``rgb_array`` image per sub-env).
+RENDER_MODES = ["rgb_array"]
 
 
 class EgoVectorEnv(VectorEnv):
@@ -55,12 +58,16 @@ class EgoVectorEnv(VectorEnv):
         crowd: worlds of ``crowd.num_humans`` humans (EgoCrowd) instead of one.
         render_mode: None or ``"rgb_array"`` (``render()``: one image per sub-env).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``SAME_STEP``.
+        max_episode_steps: step limit of every sub-env's episodes (``time_left`` counts down
+            to it); None: the config's ``episode.max_steps``. ``gymnasium.make_vec(id,
+            num_envs, max_episode_steps=k)`` passes it.
     """
 
     def __init__(self, num_envs: int = 1, config: str | os.PathLike | dict | BaseModel | None
                  = None, overrides: list[str] | dict[str, Any] | None = None,
                  crowd: bool = False, render_mode: str | None = None,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 max_episode_steps: int | None = None) -> None:
         from egosim.envs.config import CrowdEnvConfig, LocomotionEnvConfig
         from egosim.envs.simulation import Simulation
 
@@ -84,6 +91,7 @@ class EgoVectorEnv(VectorEnv):
         self.metadata = {"autoreset_mode": mode, "render_modes": RENDER_MODES,
                          "render_fps": RENDER_FPS}
         self.sim = Simulation(cfg, num_envs, n, sep)
+        self.sim.max_steps = check_max_steps(max_episode_steps, cfg.episode.max_steps)
         self.camera_uuids = [s.uuid for s in self.sim.camera_specs]
         self.single_observation_space = observation_space(n, cfg.sensing.num_rays,
                                                           self.sim.camera_specs)
@@ -115,7 +123,13 @@ class EgoVectorEnv(VectorEnv):
     def _reset_info(self, e: int) -> dict[str, Any]:
         w = self.sim.worlds[e]
         return {"scene_seed": -1 if w.scene_seed is None else int(w.scene_seed),
-                "route_length_m": float(np.mean([r.length for r in w.routes]))}
+                "route_length_m": float(np.mean([r.length for r in w.routes])),
+                "max_steps": int(self.sim.max_steps)}
+
+    @property
+    def max_steps(self) -> int:
+        """The step limit of every sub-env's episodes."""
+        return int(self.sim.max_steps)
 
     # -- Gymnasium API ------------------------------------------------------------------
     def reset(self, *, seed: int | list[int | None] | None = None,
@@ -133,7 +147,22 @@ class EgoVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         for e in ids:
             infos = self._add_info(infos, self._reset_info(e), e)
-        return self._stack([self._obs_one(e) for e in ids]), infos
+        obs = self._stack([self._obs_one(e) for e in ids])
+        return obs, self._camera_infos(infos)
+
+    def _camera_infos(self, infos: dict[str, Any]) -> dict[str, Any]:
+        """``infos`` plus each sub-env's ``camera_pose`` ``{uuid: (N, 4, 4)}`` (``(4, 4)``
+        for one human) and ``camera_intrinsics`` of the observation just returned."""
+        for e in range(self.num_envs):
+            info = self.sim.camera_info[e]
+            if not info:
+                continue
+            one = self.num_humans == 1
+            ci = {"camera_pose": {k: v[0] if one else v for k, v in
+                                  info["camera_pose"].items()},
+                  "camera_intrinsics": dict(info["camera_intrinsics"])}
+            infos = self._add_info(infos, ci, e)
+        return infos
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray,
                                           np.ndarray, dict[str, Any]]:
@@ -174,7 +203,7 @@ class EgoVectorEnv(VectorEnv):
         else:
             self._needs_reset = done.copy()
         obs = self._stack([self._obs_one(e) for e in e_all])
-        return obs, rewards, term, trunc, infos
+        return obs, rewards, term, trunc, self._camera_infos(infos)
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One ``rgb_array`` image per sub-env (see :mod:`egosim.envs.topdown`)."""

@@ -10,11 +10,19 @@ the face areas are binned by height in 5 cm bins; the floor is the lowest bin ho
 least 20 % of the area of the largest bin, at that bin's area-weighted mean height. With
 no up-facing face, the lowest vertex is the floor.
 
-Labels: semantic class from keywords in the node, mesh and material names given inside
-the file (:func:`~egosim.envs.scenes.classes.class_from_name`; names trimesh makes up from
-the file name, e.g. for an OBJ without ``o`` lines, are ignored: a file's name never labels
-it), else ``floor`` for up-facing faces within 5 cm of the floor, else ``void``; one
-instance id per mesh node (from 1).
+Labels (semantic class and instance id per object):
+
+- **OBJ**: every object (``o name``) and group (``g name``) of the file is its own part.
+  Its class comes from keywords (:func:`~egosim.envs.scenes.classes.class_from_name`) in,
+  in this order, the group name, the object name, the material name (the first that names
+  a class); its instance id is one per object (faces under the same ``o`` name share it;
+  groups outside any object get one per group name). ``o floor`` / ``o wall_n`` /
+  ``o table_box`` give classes floor, wall and table and three instances.
+- **GLB / GLTF / PLY**: every mesh node is a part: its class from the node name, then the
+  mesh name, then the material name; one instance id per node.
+- Names trimesh makes up from the file name (an OBJ without ``o``/``g`` lines, a PLY) are
+  ignored: a file's name never labels it. A part no name classifies gets ``floor`` for its
+  up-facing faces within 5 cm of the floor, else ``void``. Instance ids start at 1.
 
 Reading: OBJ and MTL text that is not UTF-8 is read as Latin-1 (any byte is a character).
 Truncated files are refused where that can be told (:func:`check_obj_text`): an OBJ face
@@ -183,9 +191,40 @@ def _check_ascii_ply(data: bytes, path: str | os.PathLike) -> None:
                          f"the {sum(counts)} data lines its header declares")
 
 
+_PART = "__egosim_part_"
+_PART_NAME = re.compile(rf"^{_PART}(\d+)(?:_|$)")
+
+
+def _tag_obj_parts(text: str) -> tuple[str, list[tuple[str | None, str | None]]]:
+    """OBJ ``text`` with every ``o`` / ``g`` statement replaced by ``o __egosim_part_<k>``,
+    ``k`` indexing the returned ``(object, group)`` names in force from there on (None
+    where the file has none), so that trimesh's ``split_objects`` keeps each object and
+    group apart and its geometry names lead back to the file's names."""
+    parts: list[tuple[str | None, str | None]] = []
+    index: dict[tuple[str | None, str | None], int] = {}
+    obj: str | None = None
+    out = []
+    for line in text.splitlines(keepends=True):
+        tokens = line.split("#", 1)[0].split()
+        if tokens and tokens[0] in ("o", "g"):
+            name = " ".join(tokens[1:]) or None
+            if tokens[0] == "o":
+                obj, group = name, None
+            else:
+                group = name
+            key = (obj, group)
+            if key not in index:
+                index[key] = len(parts)
+                parts.append(key)
+            out.append(f"o {_PART}{index[key]}\n")
+        else:
+            out.append(line)
+    return "".join(out), parts
+
+
 def _read_scene(p: Path):
-    """``trimesh.Scene`` of ``p`` (OBJ/MTL text decoded by :func:`decode_text`) and the
-    names the file defines itself (OBJ) or None (other formats)."""
+    """``trimesh.Scene`` of ``p`` (OBJ/MTL text decoded by :func:`decode_text`) and, for
+    an OBJ, the ``(object, group)`` names of its parts (:func:`_tag_obj_parts`), else None."""
     import trimesh
     from trimesh.resolvers import FilePathResolver
 
@@ -199,10 +238,12 @@ def _read_scene(p: Path):
     suffix = p.suffix.lower()
     if suffix == ".obj":
         text = decode_text(p.read_bytes())
-        inside = check_obj_text(text, p)
-        scene = trimesh.load(io.BytesIO(text.encode("utf-8")), file_type="obj",
-                             resolver=_TextResolver(str(p)), force="scene", process=False)
-        return scene, inside
+        check_obj_text(text, p)
+        tagged, parts = _tag_obj_parts(text)
+        scene = trimesh.load(io.BytesIO(tagged.encode("utf-8")), file_type="obj",
+                             resolver=_TextResolver(str(p)), force="scene", process=False,
+                             split_objects=True)
+        return scene, parts
     if suffix == ".ply":
         with open(p, "rb") as fh:
             _check_ascii_ply(fh.read(), p)
@@ -219,11 +260,33 @@ def _from_file_name(name: str, p: Path) -> bool:
     return False
 
 
-def _label_text(names: list[str], p: Path, inside: set[str] | None) -> str:
-    """The names that may label a part: those the file defines, never its file name."""
-    keep = [n for n in names if n and ((inside is not None and n in inside)
-                                       or not _from_file_name(n, p))]
-    return " ".join(keep)
+def _part_names(node: str, geom_name: str, material: str, p: Path,
+                parts: list[tuple[str | None, str | None]] | None
+                ) -> tuple[list[str], str]:
+    """(names that may label a part, most specific first; its instance key).
+
+    OBJ parts (``parts`` given): the group, object and material names the file defines;
+    the key is the object name (or the group's outside objects). Other formats: node,
+    mesh and material names, never one trimesh made up from the file name; the key is the
+    node."""
+    if parts is not None:
+        m = _PART_NAME.match(geom_name)
+        obj, group = parts[int(m.group(1))] if m else (None, None)
+        names = [n for n in (group, obj, material) if n]
+        key = f"o:{obj}" if obj is not None else (f"g:{group}" if group is not None
+                                                  else f"node:{node}")
+        return names, key
+    names = [n for n in (node, geom_name, material) if n and not _from_file_name(n, p)]
+    return names, f"node:{node}"
+
+
+def _label(names: list[str]) -> int:
+    """Class of the first name with a class keyword (0, void, when none has one)."""
+    for n in names:
+        c = class_from_name(n)
+        if c:
+            return c
+    return 0
 
 
 def _image_rgb(image) -> np.ndarray:
@@ -343,7 +406,7 @@ def load_mesh_arrays(
     if p.stat().st_size == 0:
         raise ValueError(f"mesh file {str(p)!r} is empty")
     try:
-        loaded, inside = _read_scene(p)
+        loaded, parts = _read_scene(p)
     except ValueError as exc:
         if str(p) in str(exc):
             raise
@@ -358,7 +421,7 @@ def load_mesh_arrays(
 
     textures = _Textures()
     tris, sem, inst, tex, alb, uvs = [], [], [], [], [], []
-    names: list[str] = []
+    instances: dict[str, int] = {}
     for node in sorted(loaded.graph.nodes_geometry):
         node_tf, geom_name = loaded.graph[node]
         mesh = loaded.geometry.get(geom_name)
@@ -373,17 +436,15 @@ def load_mesh_arrays(
         if face_uv is not None and np.linalg.det(tf[:3, :3]) < 0:
             face_uv = face_uv[:, [0, 2, 1]]
         f = len(t)
-        label = semantic
-        if label is None:
-            label = class_from_name(
-                _label_text([str(node), str(geom_name), _material_name(mesh)], p, inside))
+        names, key = _part_names(str(node), str(geom_name), _material_name(mesh), p, parts)
+        label = _label(names) if semantic is None else semantic
+        instance = instances.setdefault(key, len(instances) + 1)
         tris.append(t)
         sem.append(np.full(f, label, np.int32))
-        inst.append(np.full(f, len(names) + 1, np.int32))
+        inst.append(np.full(f, instance, np.int32))
         tex.append(np.full(f, tex_id, np.int32))
         alb.append(np.asarray(albedo, np.float64))
         uvs.append(np.zeros((f, 3, 2)) if face_uv is None else face_uv)
-        names.append(str(node))
     if not tris:
         raise ValueError(f"mesh file {str(p)!r} contains no triangles")
     triangles = np.concatenate(tris)

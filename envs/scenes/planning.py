@@ -19,7 +19,8 @@ from scipy.sparse import csgraph
 
 from egosim.envs.scenes.walkability import WalkMap
 
-__all__ = ["world_to_grid", "grid_to_world", "plan_path", "sample_start_goal"]
+__all__ = ["world_to_grid", "grid_to_world", "plan_path", "sample_start_goal", "has_floor",
+           "footprint", "in_mask", "is_walkable"]
 
 _SQRT2 = float(np.sqrt(2.0))
 
@@ -65,6 +66,33 @@ def is_walkable(walk: WalkMap, points: np.ndarray) -> np.ndarray:
     r = np.clip(cells[..., 0], 0, h - 1)
     c = np.clip(cells[..., 1], 0, w - 1)
     return inside & walk.walkable[r, c]
+
+
+def footprint(walk: WalkMap, close_m: float = 0.3) -> np.ndarray:
+    """``(H, W)`` bool: the scene's footprint on the walk grid: floor cells (finite floor
+    height), plus the gaps narrower than ``2 close_m`` between them (walls between rooms:
+    a morphological closing by ``close_m`` metres, done with distance transforms) and every
+    region they enclose (furniture standing on the floor, pillars: holes filled). What lies
+    beyond the outer walls (or off the grid) is outside."""
+    from scipy import ndimage
+
+    floor = np.isfinite(walk.floor_height)
+    r = float(close_m) / walk.resolution
+    near = ndimage.distance_transform_edt(~floor) <= r
+    closed = ndimage.distance_transform_edt(near) > r
+    return ndimage.binary_fill_holes(closed | floor)
+
+
+def in_mask(walk: WalkMap, mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``(...)`` bool: the ``(H, W)`` grid ``mask`` is True at the cell under each
+    ``(..., 2|3)`` point; False off the grid (z ignored)."""
+    cells = world_to_grid(walk, points)
+    h, w = mask.shape
+    inside = (cells[..., 0] >= 0) & (cells[..., 0] < h) & (cells[..., 1] >= 0)
+    inside &= cells[..., 1] < w
+    r = np.clip(cells[..., 0], 0, h - 1)
+    c = np.clip(cells[..., 1], 0, w - 1)
+    return inside & mask[r, c]
 
 
 def has_floor(walk: WalkMap, points: np.ndarray) -> np.ndarray:

@@ -164,6 +164,7 @@ class Scene:
         self._fwn = None
         self._walk: WalkMap | None = None
         self._sdf: SDFGrid | None = None
+        self._footprint: np.ndarray | None = None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -228,6 +229,13 @@ class Scene:
         """Required head clearance in metres."""
         return self._body_height
 
+    @property
+    def floor_level(self) -> float:
+        """Height of the walkable floor level in metres (the ``floor_level`` option; 0 by
+        the package's convention): walk cells, starts and goals lie on floor within
+        ``floor_tolerance`` of it, and :meth:`has_floor` is False elsewhere."""
+        return self._floor_level
+
     def _walk_params(self) -> dict[str, float]:
         return {
             "resolution": self._grid_resolution,
@@ -267,6 +275,7 @@ class Scene:
     def _set_walk_map(self, walk: WalkMap) -> None:
         """Adopt a walk map computed elsewhere with this scene's parameters."""
         self._walk = walk
+        self._footprint = None
 
     @property
     def walkable(self) -> np.ndarray:
@@ -309,6 +318,16 @@ class Scene:
         has a floor (walkable or under furniture); False off the grid or where the
         scene has no floor (outside the building). z is ignored."""
         return planning.has_floor(self.walk_map, points)
+
+    def in_footprint(self, points: np.ndarray) -> np.ndarray:
+        """``(...)`` bool for ``(..., 2|3)`` world points: inside the building's footprint
+        (:func:`~egosim.envs.scenes.planning.footprint`: floor cells, the walls between
+        them and the furniture they enclose); False beyond the outer walls, off the grid,
+        or (with ``floor_level`` set) off that level's floor. Computed on first use. z is
+        ignored."""
+        if getattr(self, "_footprint", None) is None:
+            self._footprint = planning.footprint(self.walk_map)
+        return planning.in_mask(self.walk_map, self._footprint, points)
 
     def sample_start_goal(
         self,
