@@ -101,7 +101,6 @@ torch runs on one thread while the builder steps (the same bytes in any process)
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -151,17 +150,9 @@ def load_controller(path: str) -> Callable[..., Callable[[dict[str, np.ndarray]]
     Raises:
         ValueError: the module or attribute does not exist (names the config key).
     """
-    module, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"controller {path!r} cannot be loaded (config key controller): "
-                         f"{exc}") from None
-    if not callable(obj):
-        raise ValueError(f"controller {path!r} is not callable (config key controller)")
-    return obj
+    from egosim.config import import_callable
+
+    return import_callable(path, "controller")
 
 
 @contextmanager

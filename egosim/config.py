@@ -15,7 +15,9 @@ Generic machinery only; every schema lives beside what it configures (the env sc
 
 from __future__ import annotations
 
+import importlib
 import os
+import platform
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +29,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, mod
 from egosim.paths import configs_dir
 
 __all__ = [
+    "import_callable",
+    "machine_description",
     "ConfigError",
     "ConfigValueError",
     "StrictModel",
@@ -367,3 +371,42 @@ def with_overrides(config: M, overrides: list[str] | tuple[str, ...] | dict[str,
     data = apply_overrides(dump_config(config), _parsed(overrides),
                            getattr(schema, "same_setting", ()))
     return _validate(data, schema, f"<{schema.__name__} with overrides>")
+
+
+def import_callable(path: str, key: str) -> Any:
+    """The callable a config names by import path ``'package.module:attribute'`` (the
+    attribute may be dotted).
+
+    Raises:
+        ValueError: not of that form, the module or attribute does not exist, or it is not
+            callable; the message names the config key ``key``.
+    """
+    module, sep, attr = str(path).partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"{key} {path!r} is not 'package.module:callable' (config key {key})")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{key} {path!r} cannot be loaded (config key {key}): "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not callable(obj):
+        raise ValueError(f"{key} {path!r} is not callable (config key {key})")
+    return obj
+
+
+def machine_description() -> str:
+    """One line for model cards: CPU model and core count (Linux ``/proc/cpuinfo``, else
+    ``platform``) and the torch version when torch is imported."""
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    return f"{cpu}, torch {torch.__version__}" if torch is not None else cpu

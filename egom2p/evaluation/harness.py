@@ -495,19 +495,9 @@ def load_callable(path: str, key: str = "model") -> Callable[..., Any]:
         ValueError: not such a path, the module or attribute does not exist, or it is not
             callable (names the config key).
     """
-    if not looks_like_callable(path):
-        raise ValueError(f"{key} {path!r} is not 'package.module:callable' (config key {key})")
-    module, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{key} {path!r} cannot be loaded (config key {key}): "
-                         f"{type(exc).__name__}: {exc}") from None
-    if not callable(obj):
-        raise ValueError(f"{key} {path!r} is not callable (config key {key})")
-    return obj
+    from egosim.config import import_callable
+
+    return import_callable(path, key)
 
 
 def _takes_task(fn: Callable[..., Any]) -> bool:

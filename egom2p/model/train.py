@@ -95,7 +95,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import platform
 import random
 import signal
 import threading
@@ -110,6 +109,7 @@ import torch
 from torch import nn
 
 from egosim.atomic_io import newest_good_checkpoint, save_npz, torch_save, write_json, write_text
+from egosim.config import machine_description
 from egosim.egom2p.model_config import TrainModelConfig
 
 from .masking import make_mod_dict
@@ -650,15 +650,6 @@ def _exit_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, torch {torch.__version__}"
 
 
 def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[str, Any]
@@ -882,7 +873,8 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
     source.close()
     if lead and cfg.export_dir:
         info = {"config": cfg.model_dump(mode="json"), "final_losses": summary["final_losses"],
-                "wall_s": elapsed0 + wall_s, "machine": _machine(), "data": cfg.data.source,
+                "wall_s": elapsed0 + wall_s, "machine": machine_description(),
+                "data": cfg.data.source,
                 "input_budget": cfg.input_budget, "target_budget": cfg.target_budget,
                 "batch_size": cfg.batch_size}
         summary["export"] = str(export(model, cfg.export_dir, cfg.size, step, info))

@@ -24,7 +24,6 @@ are written as ``<modality>.pt`` and measured on the held-out clips
 from __future__ import annotations
 
 import math
-import platform
 import signal
 import threading
 import time
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from egosim.atomic_io import newest_good_checkpoint, torch_save, write_json
+from egosim.config import machine_description
 from egosim.egom2p.tokenizer_config import (
     SequenceTrainSection,
     TrainTokenizerConfig,
@@ -258,7 +258,7 @@ def run(cfg: TrainTokenizerConfig, data: tuple[ClipSet, ClipSet] | None = None
                                "train_s": round(trainer.elapsed_s, 1), "data": data_note}
     if cfg.export_dir:
         info = {"data": data_note, "train_s": round(trainer.elapsed_s, 1),
-                "threads": cfg.threads, "machine": _machine(),
+                "threads": cfg.threads, "machine": machine_description(),
                 "training": trainer.section.model_dump(mode="json", exclude={"model"})}
         path = export(trainer, Path(cfg.export_dir), info)
         summary["export"] = str(path)
@@ -298,12 +298,3 @@ def evaluate_export(cfg: TrainTokenizerConfig, folder: str | Path | None = None,
     return info["metrics"]
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = f"{names[0]}, {len(names)} cores" if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, torch {torch.__version__}"
