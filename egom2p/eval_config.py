@@ -74,8 +74,10 @@ class EvalConfig(StrictModel):
     model: str | None = Field(None, description="null: the shipped EgoM2P model "
                               "(egosim.egom2p.load_model()); a checkpoint path; or "
                               "'module:callable', a user's method")
-    specialist: str | None = Field(None, description="checkpoint of the same-size "
-                                   "single-task RGB -> depth model; null: the row is skipped")
+    specialist: str | None = Field("shipped", description="checkpoint of the same-size "
+                                   "single-task RGB -> depth model; shipped: the one in "
+                                   "egom2p/model/checkpoints/depth_specialist.pt; null: the "
+                                   "row is skipped")
     tasks: list[Literal["camera", "depth", "gaze", "rgb"]] = Field(
         default_factory=lambda: list(EVAL_TASKS), description="tasks to evaluate")
     clips: int = Field(12, ge=1, le=100_000, description="clips per scene group (held-out "
@@ -150,7 +152,7 @@ class EvalConfig(StrictModel):
 
     @model_validator(mode="after")
     def _specialist_needs_depth(self) -> EvalConfig:
-        if self.specialist is not None and "depth" not in self.tasks:
+        if self.specialist not in (None, "shipped") and "depth" not in self.tasks:
             raise ConfigValueError(("specialist", "tasks"), "a specialist is a depth model: "
                                    "add depth to tasks or set specialist to null")
         if self.specialist is not None and looks_like_callable(self.specialist):

@@ -423,7 +423,8 @@ def egom2p_methods(cfg: EvalConfig, user_model: bool = False
     camera (``predict(model, clip, "camera_rgbd")``, given RGB and depth); ``specialist``
     (depth) from ``cfg.specialist``. Rows that cannot run come back as skipped, with the
     reason: no model API or shipped checkpoint (``model: null``), ``model`` a user's
-    callable (``user_model``: no EgoM2P rows), ``specialist: null``.
+    callable (``user_model``: no EgoM2P rows, and no specialist unless a path is
+    given), ``specialist: null``, or ``shipped`` when none is shipped.
 
     Returns:
         ``(methods, skipped)``; ``skipped`` is ``{task: {method: reason}}``.
@@ -464,20 +465,36 @@ def egom2p_methods(cfg: EvalConfig, user_model: bool = False
             inputs = ("rgb", "depth") if mode == "camera_rgbd" else TASK_INPUTS[task]
             out.append(Method(name, task, _bound(predict, model, mode), inputs))
     if "depth" in cfg.tasks:
+        shipped = cfg.specialist == "shipped"
+        path = shipped_specialist() if shipped else cfg.specialist
         if cfg.specialist is None:
             skipped.setdefault("depth", {})["specialist"] = (
                 "no specialist checkpoint given (config key specialist)")
+        elif shipped and user_model:
+            skipped.setdefault("depth", {})["specialist"] = (
+                f"model is the user method {cfg.model!r}; name a specialist checkpoint to "
+                "compare with (config key specialist)")
+        elif shipped and not Path(path).is_file():
+            skipped.setdefault("depth", {})["specialist"] = (
+                f"no shipped specialist at {path} (config key specialist)")
         elif load_model is None:
             raise ValueError(f"specialist {cfg.specialist!r}: the EgoM2P model API is not "
                              "available (config key specialist)")
         else:
             try:
-                spec = load_model(cfg.specialist)
+                spec = load_model(path)
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise ValueError(f"specialist {cfg.specialist!r} cannot be loaded (config "
                                  f"key specialist): {exc}") from None
             out.append(Method("specialist", "depth", _bound(predict, spec, "depth")))
     return out, skipped
+
+
+def shipped_specialist() -> Path:
+    """Path of the shipped rgb -> depth specialist (``egom2p/model/checkpoints``)."""
+    from egosim.egom2p.model.inference import checkpoint_dir
+
+    return checkpoint_dir() / "depth_specialist.pt"
 
 
 def _bound(predict: Callable[..., Any], model: Any, task: str) -> Callable[[Clip], Any]:
