@@ -21,10 +21,13 @@ NAMES = ("rgb", "depth", "camera", "gaze")
 TINY = {
     "rgb": VideoModelSection(stem_width=8, width=16, blocks=1, frame_blocks=0,
                              levels=[4, 4, 3]).model_dump(mode="json"),
-    "camera": SequenceModelSection(width=16, layers=1, heads=2, codebook_size=16, code_dim=8,
-                                   kmeans_init=False).model_dump(mode="json"),
+    # camera as shipped: FSQ; gaze as shipped: a VQ codebook
+    "camera": SequenceModelSection(width=16, layers=1, heads=2, codebook_size=16,
+                                   quantizer="fsq", fsq_levels=[4, 4]).model_dump(mode="json"),
+    "gaze": SequenceModelSection(width=16, layers=1, heads=2, codebook_size=16, code_dim=8,
+                                 quantizer="vq", kmeans_init=False).model_dump(mode="json"),
 }
-TINY["depth"], TINY["gaze"] = TINY["rgb"], TINY["camera"]
+TINY["depth"] = TINY["rgb"]
 SIZE = 16  # video side of the tiny clips
 
 
@@ -247,3 +250,13 @@ def test_cli_trains_a_tiny_tokenizer(tmp_path) -> None:
     assert (tmp_path / "export" / "gaze.pt").is_file()
     assert "## Metrics" in (tmp_path / "export" / "gaze.md").read_text()
     assert main(["egom2p", "train-tokenizer", "modality=semantic"]) == 2
+
+
+def test_a_sequence_checkpoint_stored_before_fsq_loads_as_vq() -> None:
+    from egosim.egom2p.tokenizers import build
+
+    old = {k: v for k, v in TINY["gaze"].items() if k not in ("quantizer", "fsq_levels")}
+    tok = build("camera", old)
+    assert tok.cfg.quantizer == "vq" and hasattr(tok.net, "vq")
+    with pytest.raises(ValueError, match="fsq_levels"):
+        SequenceModelSection(codebook_size=16, quantizer="fsq", fsq_levels=[256])
