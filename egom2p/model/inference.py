@@ -86,7 +86,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
                                 f"one with: {TRAIN_COMMAND}")
     ckpt = read_checkpoint(target)
     model = EgoM2P(Architecture.from_dict(ckpt["arch"]))
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(ckpt["state_dict"])  # float16 exports are cast to the float32 params
     cfg = ckpt.get("config") or (ckpt.get("info") or {}).get("config") or {}
     roles = cfg.get("roles") or {}
     model.roles = {m: roles.get(m, "both") for m in model.num_tokens}

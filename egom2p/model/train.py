@@ -655,10 +655,13 @@ def _exit_on_sigterm() -> Any:
 def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[str, Any]
            ) -> Path:
     """Write ``folder/<name>.pt`` (architecture, weights, step, info) and the model card
-    ``folder/<name>.md``; returns the ``.pt`` path."""
+    ``folder/<name>.md``; returns the ``.pt`` path. Floating-point weights are stored as
+    float16 (half the size; :func:`~egosim.egom2p.model.inference.load_model` loads them
+    back into float32 parameters)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone())
+             for k, v in model.state_dict().items()}
     path = torch_save({"format": CHECKPOINT_FORMAT, "arch": model.arch.to_dict(),
                        "state_dict": state, "step": int(step), "info": info},
                       folder / f"{name}.pt")
