@@ -35,7 +35,9 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -47,6 +49,7 @@ __all__ = [
     "atomic_open",
     "atomic_path",
     "copy_file",
+    "exit_on_sigterm",
     "file_lock",
     "is_temp_file",
     "move_aside",
@@ -278,3 +281,17 @@ def newest_good_checkpoint(folder: str | os.PathLike, pattern: str,
             print(f"{who}: checkpoint {path.name} is bad ({exc}); moved it to {aside.name}, "
                   "using the previous one", file=sys.stderr)
     return None
+
+
+def exit_on_sigterm() -> Any:
+    """Turn SIGTERM into ``SystemExit(128 + signum)`` so that a trainer's ``finally`` writes
+    its exit checkpoint; returns the previous handler (restore it with
+    ``signal.signal(signal.SIGTERM, previous)``), or None off the main thread, where
+    handlers cannot be set and nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)

@@ -108,7 +108,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from egosim.atomic_io import newest_good_checkpoint, save_npz, torch_save, write_json, write_text
+from egosim.atomic_io import (
+    exit_on_sigterm,
+    newest_good_checkpoint,
+    save_npz,
+    torch_save,
+    write_json,
+    write_text,
+)
 from egosim.config import machine_description
 from egosim.egom2p.model_config import TrainModelConfig
 
@@ -640,14 +647,6 @@ def _bf16(cfg: TrainModelConfig, device: torch.device) -> bool:
     return bool(cfg.bf16)
 
 
-def _exit_on_sigterm() -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 
@@ -792,7 +791,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
     win_wait = win_wall = 0.0
     win_steps = 0
     start_step = step
-    previous = _exit_on_sigterm()
+    previous = exit_on_sigterm()
     bar = tqdm(total=cfg.steps, initial=step, desc="egom2p train", disable=not (
         cfg.progress and lead))
     t0 = time.perf_counter()

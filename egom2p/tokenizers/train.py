@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from egosim.atomic_io import newest_good_checkpoint, torch_save, write_json
+from egosim.atomic_io import exit_on_sigterm, newest_good_checkpoint, torch_save, write_json
 from egosim.config import machine_description
 from egosim.egom2p.tokenizer_config import (
     SequenceTrainSection,
@@ -161,15 +160,6 @@ def _prune(folder: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def _exit_on_sigterm() -> Any:
-    """Turn SIGTERM into ``SystemExit`` (so the exit checkpoint is written); old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def _data_note(cfg: TrainTokenizerConfig, train: ClipSet, held: ClipSet) -> dict[str, Any]:
@@ -229,7 +219,7 @@ def run(cfg: TrainTokenizerConfig, data: tuple[ClipSet, ClipSet] | None = None
 
     total = trainer.section.steps
     last: dict[str, float] = {}
-    previous = _exit_on_sigterm()
+    previous = exit_on_sigterm()
     bar = tqdm(total=total, initial=trainer.step, disable=not cfg.progress,
                desc=f"train-tokenizer {cfg.modality}")
     start = time.perf_counter()

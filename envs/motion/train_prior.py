@@ -23,14 +23,13 @@ line and moved aside to ``<name>.bad``, and the next older one is used.
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from egosim.atomic_io import newest_good_checkpoint, torch_save, write_json
+from egosim.atomic_io import exit_on_sigterm, newest_good_checkpoint, torch_save, write_json
 from egosim.envs.humans.marker_set import MARKER_NAMES
 from egosim.envs.motion.canonical_markers import MarkerJoints, to_canonical, to_world
 from egosim.envs.motion.config import TrainPriorConfig
@@ -252,15 +251,6 @@ class Trainer:
         return ref
 
 
-def _exit_on_sigterm() -> Any:
-    """Turn SIGTERM into ``SystemExit`` (so the exit checkpoint is written); old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 _STATE_KEYS = ("step", "cvae", "regressor", "marker_joints", "opts")
@@ -361,7 +351,7 @@ def run(cfg: TrainPriorConfig, data: PrimitiveSet | None = None) -> dict[str, An
         return torch_save(trainer.state_dict(), ckpt_dir / f"step_{trainer.step:07d}.pt")
 
     last: dict[str, float] = {}
-    previous = _exit_on_sigterm()
+    previous = exit_on_sigterm()
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, disable=not cfg.progress,
                desc="train-prior")
     try:
