@@ -116,6 +116,10 @@ class TrainModelConfig(StrictModel):
                                "sample")
     alphas: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0],
                                 description="symmetric Dirichlet concentrations (mixture)")
+    task_fraction: float = Field(0.0, ge=0.0, le=1.0, description="fraction of samples "
+                                 "masked as one of the decoding tasks (all of its inputs in, "
+                                 "its target out; egosim.egom2p.model.masking) instead of by "
+                                 "the Dirichlet draws; 0: EgoM2P's scheme alone")
     optim: OptimSection = Field(default_factory=OptimSection)
     steps: int = Field(6000, ge=0, description="optimiser steps")
     batch_size: int = Field(16, ge=1, le=65536, description="clips a step (per process)")

@@ -20,8 +20,22 @@ modality never gets target tokens and a ``target`` one never gets input tokens; 
 split (step 1-2) runs over the available modalities allowed as inputs, the target split
 (step 3) over those allowed as targets (a single-task specialist: ``{rgb: input, depth:
 target}``). With every role ``both`` (or ``roles=None``) the draws are exactly those of the
-plain scheme. The result is a 4M mod_dict (True = excluded). A sample whose available
-tokens are fewer than the budgets gets all it has. Everything is drawn from one
+plain scheme.
+
+**Task masks** (optional, ``tasks=[(inputs, target), ...]`` and ``task_fraction=p > 0``; off
+by default, EgoM2P trains with the Dirichlet scheme alone): each sample is, with probability
+``p``, a sample of one of ``tasks`` drawn uniformly among those whose modalities it has
+(and whose roles allow): the input budget is spread evenly over the task's input
+modalities, the target budget goes to the task's target modality only. These are the masks
+the decoding schedules meet at inference (e.g. all of rgb in, camera out), which the
+Dirichlet draws rarely make (they mostly ask for tokens of a modality already in the
+input); the shipped CPU model, trained on ~1/1000 of EgoM2P's budget, spends half its
+samples on them. A sample
+with no usable task falls back to the Dirichlet draw. With ``p = 0`` no extra random draw
+is made, so the masks are bit-identical to the plain scheme's.
+
+The result is a 4M mod_dict (True = excluded). A sample whose available tokens are fewer
+than the budgets gets all it has. Everything is drawn from one
 ``torch.Generator`` (each sample's numpy generator is seeded from it), so the same
 generator state gives the same masks.
 """
@@ -80,7 +94,9 @@ def sample_masks(available: Mapping[str, torch.Tensor], num_tokens: Mapping[str,
                  input_budget: int, target_budget: int,
                  alphas: Sequence[float] = DEFAULT_ALPHAS,
                  generator: torch.Generator | None = None,
-                 roles: Mapping[str, str] | None = None
+                 roles: Mapping[str, str] | None = None,
+                 tasks: Sequence[tuple[Sequence[str], str]] = (),
+                 task_fraction: float = 0.0
                  ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Input and target masks of a batch (see the module docstring).
 
@@ -92,12 +108,16 @@ def sample_masks(available: Mapping[str, torch.Tensor], num_tokens: Mapping[str,
         generator: the source of randomness (None: a fresh one seeded 0).
         roles: modality -> ``both``, ``input`` or ``target`` (unlisted: ``both``; None: all
             ``both``).
+        tasks: ``(input modalities, target modality)`` pairs of the task masks (module
+            docstring); modalities not in ``num_tokens`` make a task unusable.
+        task_fraction: probability in ``[0, 1]`` that a sample gets a task mask.
 
     Returns:
         modality -> ``(input_mask (B, N), target_mask (B, N))`` bool, True = excluded.
 
     Raises:
-        ValueError: negative budgets, non-positive alphas, or a role not in :data:`ROLES`.
+        ValueError: negative budgets, non-positive alphas, a role not in :data:`ROLES`, a
+            ``task_fraction`` outside ``[0, 1]`` or a task whose target is among its inputs.
     """
     if input_budget < 0 or target_budget < 0:
         raise ValueError(f"budgets must be >= 0, got {input_budget} and {target_budget}")
@@ -107,8 +127,17 @@ def sample_masks(available: Mapping[str, torch.Tensor], num_tokens: Mapping[str,
     bad = {m: r for m, r in roles.items() if r not in ROLES}
     if bad:
         raise ValueError(f"roles must be one of {', '.join(ROLES)}; got {bad}")
+    if not 0.0 <= task_fraction <= 1.0:
+        raise ValueError(f"task_fraction must be in [0, 1], got {task_fraction}")
+    for inputs, target in tasks:
+        if target in inputs or not inputs:
+            raise ValueError(f"a task needs inputs without its target, got {list(inputs)} -> "
+                             f"{target!r}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     mods = list(num_tokens)
+    task_rows = [(np.array([m in inputs for m in mods]), np.array([m == target for m in mods]))
+                 for inputs, target in tasks
+                 if target in num_tokens and all(m in num_tokens for m in inputs)]
     as_input = np.array([roles.get(m, "both") != "target" for m in mods], bool)
     as_target = np.array([roles.get(m, "both") != "input" for m in mods], bool)
     b = int(next(iter(available.values())).shape[0])
@@ -124,7 +153,17 @@ def sample_masks(available: Mapping[str, torch.Tensor], num_tokens: Mapping[str,
         if not avail[i].any():
             continue
         shares: list[np.ndarray] = []
-        for budget, side in ((input_budget, as_input), (target_budget, as_target)):
+        if task_fraction > 0 and task_rows and rng.random() < task_fraction:
+            usable = [(ins, tg) for ins, tg in task_rows
+                      if avail[i][ins | tg].all() and as_input[ins].all() and as_target[tg].all()]
+            if usable:
+                ins, tg = usable[int(rng.integers(len(usable)))]
+                shares.append(split_budget(input_budget, ins.astype(np.float64),
+                                           np.where(ins, caps, 0)))
+                shares.append(split_budget(target_budget, tg.astype(np.float64),
+                                           np.where(tg, caps - shares[0], 0)))
+        for budget, side in (() if shares else
+                             ((input_budget, as_input), (target_budget, as_target))):
             alpha = float(alphas[rng.integers(len(alphas))])
             open_ = avail[i] & side       # all of avail[i] when every role is both
             k = int(open_.sum())
@@ -147,18 +186,22 @@ def make_mod_dict(tokens: Mapping[str, torch.Tensor], available: Mapping[str, to
                   input_budget: int, target_budget: int,
                   alphas: Sequence[float] = DEFAULT_ALPHAS,
                   generator: torch.Generator | None = None,
-                  roles: Mapping[str, str] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+                  roles: Mapping[str, str] | None = None,
+                  tasks: Sequence[tuple[Sequence[str], str]] = (),
+                  task_fraction: float = 0.0) -> dict[str, dict[str, torch.Tensor]]:
     """A training mod_dict of a batch of token ids.
 
     Args:
         tokens: modality -> ``(B, N)`` int64 ids (zeros where a sample lacks it).
         available: modality -> ``(B,)`` bool.
-        input_budget, target_budget, alphas, generator, roles: as in :func:`sample_masks`.
+        input_budget, target_budget, alphas, generator, roles, tasks, task_fraction: as in
+            :func:`sample_masks`.
 
     Returns:
         ``{m: {"tensor", "input_mask", "target_mask"}}`` (True = excluded).
     """
     masks = sample_masks(available, {m: int(t.shape[1]) for m, t in tokens.items()},
-                         input_budget, target_budget, alphas, generator, roles)
+                         input_budget, target_budget, alphas, generator, roles, tasks,
+                         task_fraction)
     return {m: {"tensor": t, "input_mask": masks[m][0], "target_mask": masks[m][1]}
             for m, t in tokens.items()}

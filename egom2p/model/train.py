@@ -119,6 +119,7 @@ from egosim.atomic_io import (
 from egosim.config import machine_description
 from egosim.egom2p.model_config import TrainModelConfig
 
+from .decoding import DEFAULT_SCHEDULES
 from .masking import make_mod_dict
 from .transformer import SIZES, Architecture, EgoM2P
 
@@ -138,6 +139,18 @@ def architecture(cfg: TrainModelConfig) -> Architecture:
     return Architecture(**SIZES[cfg.size], modalities=tuple(cfg.modalities),
                         video_size=(cfg.video_size, cfg.video_size),
                         video_head=cfg.video_head)
+
+
+def mask_tasks(cfg: TrainModelConfig) -> list[tuple[tuple[str, ...], str]]:
+    """The ``(inputs, target)`` tasks of the task masks (``cfg.task_fraction``): the
+    decoding tasks (:data:`~egosim.egom2p.model.decoding.DEFAULT_SCHEDULES`) whose
+    modalities are all learned, each once."""
+    out: list[tuple[tuple[str, ...], str]] = []
+    for spec in DEFAULT_SCHEDULES.values():
+        task = (tuple(spec["inputs"]), spec["target"])
+        if task not in out and all(m in cfg.modalities for m in (*task[0], task[1])):
+            out.append(task)
+    return out
 
 
 def build_model(cfg: TrainModelConfig) -> EgoM2P:
@@ -767,6 +780,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
             find_unused_parameters=True)
     source = make_source(cfg, model, rank, world, resumed_data)
     roles = cfg.learned_roles()
+    tasks = mask_tasks(cfg)
     writer = None
     if cfg.tensorboard and lead:
         from torch.utils.tensorboard import SummaryWriter
@@ -804,7 +818,8 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
             g = torch.Generator().manual_seed(int(np.random.SeedSequence(
                 [cfg.seed, rank, step]).generate_state(1, np.uint64)[0] >> 2))
             mod_dict = make_mod_dict(batch["tokens"], batch["available"], cfg.input_budget,
-                                     cfg.target_budget, cfg.alphas, g, roles)
+                                     cfg.target_budget, cfg.alphas, g, roles, tasks,
+                                     cfg.task_fraction)
             mod_dict = {m: {k: v.to(device, non_blocking=True) for k, v in e.items()}
                         for m, e in mod_dict.items()}
             tw = time.perf_counter()
