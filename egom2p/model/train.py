@@ -681,8 +681,8 @@ def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[s
     losses = info.get("final_losses", {})
     lines = [f"# EgoM2P model `{name}`", "",
              f"- Architecture: {a.encoder_depth} + {a.decoder_depth} blocks, width {a.dim}, "
-             f"{a.heads} heads, SwiGLU, no biases; video head `{a.video_head}`; "
-             f"{model.num_parameters():,} parameters.",
+             f"{a.heads} heads, SwiGLU, no biases; video head `{a.video_head}`; positions "
+             f"x {a.position_scale:g}; {model.num_parameters():,} parameters.",
              f"- Modalities: {', '.join(a.modalities)} at {a.video_size[0]} x "
              f"{a.video_size[1]} px (tokens: "
              + ", ".join(f"{m} {n}" for m, n in model.num_tokens.items()) + ").",
