@@ -84,14 +84,17 @@ def test_the_check_catches_unlisted_and_stale_overrides() -> None:
         drift(text.replace("# deliberate overrides: none\n", ""), DemoConfig)
 
 
-def test_the_only_overrides_are_scene_cache_gpu_model_and_depth_specialist() -> None:
+def test_the_only_overrides_are_scene_cache_gpu_model_cpu_task_masks_and_depth_specialist(
+) -> None:
     listed = {name: _listed((configs_dir() / f"{name}.yaml").read_text()) for name in SHIPPED}
     assert {k: v for k, v in listed.items() if v} == {
         "train_agent": {"env.scene.cache_size"},
         "egom2p_model_base": {"size", "video_size", "video_head", "input_budget",
                               "target_budget", "batch_size", "bf16", "device", "threads",
                               "stream.num_workers", "optim.lr", "optim.warmup_steps"},
-        "egom2p_depth_specialist": {"modalities", "roles.rgb", "roles.depth", "output_dir"}}
+        "egom2p_model": {"task_fraction"},
+        "egom2p_depth_specialist": {"modalities", "roles.rgb", "roles.depth", "task_fraction",
+                                    "output_dir"}}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
