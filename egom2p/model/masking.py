@@ -30,9 +30,9 @@ modalities, the target budget goes to the task's target modality only. These are
 the decoding schedules meet at inference (e.g. all of rgb in, camera out), which the
 Dirichlet draws rarely make (they mostly ask for tokens of a modality already in the
 input); the shipped CPU model, trained on ~1/1000 of EgoM2P's budget, spends half its
-samples on them. A sample
-with no usable task falls back to the Dirichlet draw. With ``p = 0`` no extra random draw
-is made, so the masks are bit-identical to the plain scheme's.
+samples on them. A sample with no usable task falls back to the Dirichlet draw. With
+``p = 0`` no extra random draw is made, so the masks are bit-identical to the plain
+scheme's.
 
 The result is a 4M mod_dict (True = excluded). A sample whose available tokens are fewer
 than the budgets gets all it has. Everything is drawn from one
@@ -152,24 +152,24 @@ def sample_masks(available: Mapping[str, torch.Tensor], num_tokens: Mapping[str,
         caps = np.where(avail[i], counts, 0)
         if not avail[i].any():
             continue
-        shares: list[np.ndarray] = []
+        task = None
         if task_fraction > 0 and task_rows and rng.random() < task_fraction:
             usable = [(ins, tg) for ins, tg in task_rows
                       if avail[i][ins | tg].all() and as_input[ins].all() and as_target[tg].all()]
             if usable:
-                ins, tg = usable[int(rng.integers(len(usable)))]
-                shares.append(split_budget(input_budget, ins.astype(np.float64),
-                                           np.where(ins, caps, 0)))
-                shares.append(split_budget(target_budget, tg.astype(np.float64),
-                                           np.where(tg, caps - shares[0], 0)))
-        for budget, side in (() if shares else
-                             ((input_budget, as_input), (target_budget, as_target))):
-            alpha = float(alphas[rng.integers(len(alphas))])
-            open_ = avail[i] & side       # all of avail[i] when every role is both
-            k = int(open_.sum())
-            w = np.zeros(len(mods))
-            if k:
-                w[open_] = rng.dirichlet(np.full(k, alpha)) if k > 1 else 1.0
+                task = usable[int(rng.integers(len(usable)))]
+        sides = ((as_input, as_target) if task is None else task)
+        shares: list[np.ndarray] = []
+        for budget, side in zip((input_budget, target_budget), sides, strict=True):
+            if task is None:                  # the Dirichlet split
+                alpha = float(alphas[rng.integers(len(alphas))])
+                open_ = avail[i] & side       # all of avail[i] when every role is both
+                k = int(open_.sum())
+                w = np.zeros(len(mods))
+                if k:
+                    w[open_] = rng.dirichlet(np.full(k, alpha)) if k > 1 else 1.0
+            else:                             # a task: even over its inputs / its target
+                w = side.astype(np.float64)
             caps_now = np.where(side, caps if not shares else caps - shares[0], 0)
             shares.append(split_budget(budget, np.nan_to_num(w), caps_now))
         for j, m in enumerate(mods):
