@@ -8,9 +8,12 @@ Plain script, two parts, printed as tables:
    ignores its inputs has a gap of 0. Clips: ``--clips`` token rows of a training token
    cache (``runs/egom2p/model/token_cache/*.npz``, written by ``egosim egom2p train
    data.source=cache``).
-2. **Schedules** (``--schedule-clips N > 0``): camera ATE (m) and gaze L2 on the first N
-   held-out clips of the clip cache (``runs/egom2p/clip_cache/holdout``), decoded with
-   EgoM2P's default schedule (guidance 2), the same steps at guidance 1, and one step.
+2. **Schedules and estimates** (``--schedule-clips N > 0``): each task's figure (camera
+   ATE m, depth AbsRel, gaze L2, rgb PSNR dB) on the first N held-out clips of the clip
+   cache (``runs/egom2p/clip_cache/holdout``), decoded with EgoM2P's default schedule
+   (guidance 2) and read as the posterior mean (``predict``'s default) or as the decoded
+   ids, then the same steps at guidance 1, and one step (every position at once) at
+   guidance 2 and 1.
 
     python benchmarks/bench_model_inputs.py [--model PATH] [--clips 64]
         [--token-cache runs/egom2p/model/token_cache] [--schedule-clips 12] [--threads 1]
@@ -65,37 +68,58 @@ def input_dependence(model: torch.nn.Module, cache: Path, n: int) -> None:
               f"{other - own:.3f} |")
 
 
+def _score(task: str, clips: list[dict], preds: list[np.ndarray]) -> float:
+    """The task's headline figure, mean over clips (camera ATE m, depth AbsRel, gaze L2,
+    rgb PSNR dB)."""
+    from egosim.egom2p import metrics
+
+    pairs = list(zip(clips, preds, strict=True))
+    if task.startswith("camera"):
+        return float(np.mean([metrics.camera_metrics(c["camera"], p)["ate_m"]
+                              for c, p in pairs]))
+    if task == "depth":
+        return float(np.mean([metrics.depth_metrics(c["depth"], p)["abs_rel"]
+                              for c, p in pairs]))
+    if task == "gaze":
+        return float(np.mean([metrics.gaze_metrics(c["gaze"], p, c["gaze_valid"])["gaze_l2"]
+                              for c, p in pairs]))
+    return float(np.mean([metrics.video_metrics(c["rgb"], p)["psnr_db"] for c, p in pairs]))
+
+
+FIGURE = {"camera": "ATE m", "camera_rgbd": "ATE m", "depth": "AbsRel", "gaze": "L2",
+          "rgb": "PSNR dB"}
+
+
 def schedules(model: torch.nn.Module, holdout: Path, n: int) -> None:
     """Print part 2 (module docstring)."""
-    from egosim.egom2p import metrics
     from egosim.egom2p.model.decoding import default_schedule
-    from egosim.egom2p.model.inference import predict_batch
+    from egosim.egom2p.model.inference import TASKS, predict_batch
 
     clips = []
     for f in sorted(holdout.glob("*.npz"))[:n]:
         with np.load(f) as z:
             clips.append({k: z[k] for k in z.files if k != "meta_json"})
-    print(f"\nSchedules: {len(clips)} held-out clips of {holdout}\n")
-    print("| task | default (guidance 2) | guidance 1 | one step, guidance 1 |")
-    print("|---|---:|---:|---:|")
-    for task in ("camera", "camera_rgbd", "gaze"):
-        target = "camera" if task.startswith("camera") else task
-        variants = [None, [s.to_dict() for s in default_schedule(task, model.num_tokens,
-                                                                 cfg_scale=1.0)],
-                    [{"target": target, "tokens": model.num_tokens[target],
-                      "temperature": 0.01, "cfg_scale": 1.0}]]
+    print(f"\nSchedules and estimates: {len(clips)} held-out clips of {holdout}\n")
+    print("| task (figure) | default: guidance 2, posterior mean | the same, decoded ids | "
+          "guidance 1, mean | one step, guidance 2, mean | one step, guidance 1, mean |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for task in ("camera", "camera_rgbd", "depth", "gaze", "rgb"):
+        target = TASKS[task][1]
+        if not all(m in model.num_tokens for m in (*TASKS[task][0], target)):
+            continue
+        variants = [(None, "mean"), (None, "sample"),
+                    ([s.to_dict() for s in default_schedule(task, model.num_tokens,
+                                                            cfg_scale=1.0)], "mean"),
+                    ([{"target": target, "tokens": model.num_tokens[target],
+                       "temperature": 0.01, "cfg_scale": 2.0}], "mean"),
+                    ([{"target": target, "tokens": model.num_tokens[target],
+                       "temperature": 0.01, "cfg_scale": 1.0}], "mean")]
         cells = []
-        for sched in variants:
-            preds = predict_batch(model, clips, task, sched, 0, batch_size=8)
-            if target == "camera":
-                v = np.mean([metrics.camera_metrics(c["camera"], p)["ate_m"]
-                             for c, p in zip(clips, preds, strict=True)])
-            else:
-                v = np.mean([metrics.gaze_metrics(c["gaze"], p, c["gaze_valid"])["gaze_l2"]
-                             for c, p in zip(clips, preds, strict=True)])
-            cells.append(f"{v:.3f}")
-        print(f"| {task} ({'ATE m' if target == 'camera' else 'L2'}) | " + " | ".join(cells)
-              + " |")
+        for sched, estimate in variants:
+            preds = predict_batch(model, clips, task, sched, 0, batch_size=8,
+                                  estimate=estimate)
+            cells.append(f"{_score(task, clips, preds):.3f}")
+        print(f"| {task} ({FIGURE[task]}) | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ Video tokens come from the causal video tokenizer (:mod:`egosim.egom2p.tokenizer
 16 frames (padded to 17) make 5 latent frames of ``(H/8, W/8)`` tokens, flattened in
 ``(t, y, x)`` order, FSQ levels [8, 8, 8, 5, 5, 5]. Depth is normalised per clip, so its
 sequence starts with two *range tokens* (near and far depth of the clip, log-binned over
-the same vocabulary) that make its tokens metric. Sequence tokens come from the
-Transformer VQ-VAEs (:mod:`egosim.egom2p.tokenizers.sequence`): 60 samples at 30 fps make
-30 tokens.
+the same vocabulary) that make its tokens metric. Sequence tokens come from the sequence
+tokenizers (:mod:`egosim.egom2p.tokenizers.sequence`): 60 samples at 30 fps make 30 tokens
+(camera: 30 ordinal PCA-coefficient bins; gaze: a Transformer VQ-VAE's codes).
 
 Embeddings: ``factory(vocab, dim) -> nn.Module`` (:data:`EmbeddingFactory`), a token
 embedding plus fixed sin-cos positions: 3-D ``(t, y, x)`` for video (the range tokens of

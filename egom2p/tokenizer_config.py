@@ -61,7 +61,8 @@ class VideoModelSection(StrictModel):
 
 
 class SequenceModelSection(StrictModel):
-    """Transformer VQ-VAE of a 60-sample sequence (:mod:`egosim.egom2p.tokenizers.sequence`)."""
+    """A 60-sample sequence tokenizer (:mod:`egosim.egom2p.tokenizers.sequence`): a Transformer
+    autoencoder (``quantizer`` vq or fsq) or, for the camera, a fitted linear code (pca)."""
 
     width: int = Field(128, ge=8, le=1024, description="Transformer width")
     layers: int = Field(3, ge=1, le=24, description="Transformer blocks, encoder and "
@@ -71,9 +72,11 @@ class SequenceModelSection(StrictModel):
     patch: int = Field(2, ge=1, le=6, description="samples per token (Conv1d kernel = "
                        "stride); 60 / patch tokens")
     codebook_size: int = Field(256, ge=2, le=65536, description="VQ codes (vocabulary)")
-    quantizer: Literal["vq", "fsq"] = Field("fsq", description="vq: learnt codebook (the "
-                                            "keys below); fsq: finite scalar quantisation "
-                                            "with fsq_levels (product = codebook_size)")
+    quantizer: Literal["vq", "fsq", "pca"] = Field(
+        "fsq", description="vq: learnt codebook (the keys below); fsq: finite scalar "
+        "quantisation with fsq_levels (product = codebook_size); pca (camera only): fitted "
+        "principal directions, one coefficient a token with codebook_size Lloyd-Max levels "
+        "(no Transformer; steps must be 0)")
     fsq_levels: list[int] = Field(default_factory=lambda: [256], min_length=1, max_length=8,
                                   description="fsq: levels per latent dimension of a token")
     code_dim: int = Field(32, ge=2, le=512, description="vq: code width")
@@ -84,6 +87,9 @@ class SequenceModelSection(StrictModel):
     commitment_weight: float = Field(0.25, ge=0.0, description="commitment loss weight")
     kmeans_init: bool = Field(True, description="initialise the codebook by k-means on the "
                               "first batch")
+    pca_translation_scale: float = Field(8.0, gt=0.0, le=1000.0, description="pca: units "
+                                         "of a metre of translation in the fitted vector "
+                                         "(rotation-column entries are unitless)")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> SequenceModelSection:
@@ -135,9 +141,17 @@ class SequenceTrainSection(_TrainSection):
     steps: int = Field(3000, ge=0, description="optimiser steps")
     batch_size: int = Field(64, ge=1, le=4096, description="clips a step")
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="peak AdamW learning rate")
-    translation_weight: float = Field(1.0, gt=0.0, le=100.0, description="camera only: "
-                                      "MSE weight of the 3 translation dims (the rotation "
-                                      "dims weigh 1)")
+    translation_weight: float = Field(1.0, gt=0.0, le=100.0, description="camera only, "
+                                      "fsq / vq: MSE weight of the 3 translation dims (the "
+                                      "rotation dims weigh 1); pca uses "
+                                      "pca_translation_scale")
+
+    @model_validator(mode="after")
+    def _pca_is_fitted(self) -> SequenceTrainSection:
+        if self.model.quantizer == "pca" and self.steps:
+            raise ConfigValueError("steps", f"quantizer pca is fitted to the training clips, "
+                                   f"not trained: steps must be 0, got {self.steps}")
+        return self
 
 
 class ClipDataSection(StrictModel):
@@ -185,7 +199,7 @@ class TrainTokenizerConfig(StrictModel):
     depth: VideoTrainSection = Field(default_factory=lambda: VideoTrainSection(
         abs_rel_weight=1.0))
     camera: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
-        translation_weight=4.0))
+        steps=0, translation_weight=4.0, model=SequenceModelSection(quantizer="pca")))
     gaze: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
         steps=4000, model=SequenceModelSection(width=96, layers=2, quantizer="vq")))
     output_dir: str = Field("runs/egom2p/tokenizers", description="runs go to "

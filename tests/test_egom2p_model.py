@@ -405,6 +405,35 @@ def test_decoding_is_seeded_and_guidance_changes_the_result() -> None:
     assert short.shape == (2, 30)         # the rest is filled by one more step
 
 
+@pytest.mark.parametrize("scheme", ["roar", "maskgit"])
+def test_decoding_with_probs_draws_the_same_ids_and_gives_each_position_a_distribution(
+        scheme: str) -> None:
+    from egosim.egom2p.model.decoding import decode_with_probs
+
+    model = tiny().eval()
+    inputs = {"rgb": random_tokens(model, 2)["rgb"]}
+    for target in ("gaze", "depth"):   # one (B, N, 256) head; 6 factorized FSQ digits
+        steps = default_schedule("gaze" if target == "gaze" else "depth", model.num_tokens,
+                                 scheme=scheme, temperature=0.0, cfg_scale=1.0)
+        plain = decode(model, inputs, steps, torch.Generator().manual_seed(3))[target]
+        ids, probs = decode_with_probs(model, inputs, steps, torch.Generator().manual_seed(3))
+        assert torch.equal(ids[target], plain)
+        factors = probs[target]
+        want = [model.vocab[target]] if target == "gaze" else [8, 8, 8, 5, 5, 5]
+        assert [f.shape[-1] for f in factors] == want
+        for f in factors:
+            assert f.shape[:2] == plain.shape
+            assert torch.allclose(f.sum(-1), torch.ones(plain.shape), atol=1e-5)
+        # greedy ids are each position's most probable id (per digit when factorized)
+        if target == "gaze":
+            assert torch.equal(factors[0].argmax(-1), plain)
+        else:
+            basis = torch.cumprod(torch.tensor([1, 8, 8, 8, 5, 5]), 0)
+            digits = [(plain // b) % f.shape[-1] for b, f in zip(basis, factors, strict=True)]
+            assert all(torch.equal(f.argmax(-1), d) for f, d in zip(factors, digits,
+                                                                     strict=True))
+
+
 # -- training -----------------------------------------------------------------------------
 
 def _state(path: Path) -> dict:
@@ -663,6 +692,12 @@ def _check_predictions(model: EgoM2P, clip: dict, size: int) -> None:
     assert len(many) == 3 and all(g.shape == (60, 2) for g in many)
     with pytest.raises(KeyError, match="unknown task"):
         predict(model, clip, "semantic")
+    # the decoded ids instead of the posterior mean: same shapes, another estimate
+    sampled = predict(model, clip, "gaze", estimate="sample")
+    assert sampled.shape == (60, 2) and not np.array_equal(sampled, gaze)
+    assert predict(model, clip, "depth", estimate="sample").shape == (16, size, size)
+    with pytest.raises(ValueError, match="estimate"):
+        predict(model, clip, "gaze", estimate="median")
 
 
 def test_predict_gives_the_documented_shapes_on_a_clip_of_the_layout() -> None:

@@ -21,7 +21,8 @@ NAMES = ("rgb", "depth", "camera", "gaze")
 TINY = {
     "rgb": VideoModelSection(stem_width=8, width=16, blocks=1, frame_blocks=0,
                              levels=[4, 4, 3]).model_dump(mode="json"),
-    # camera as shipped: FSQ; gaze as shipped: a VQ codebook
+    # camera: its Transformer variant, FSQ (the shipped fitted code: test_egom2p_pca_code.py);
+    # gaze as shipped: a VQ codebook
     "camera": SequenceModelSection(width=16, layers=1, heads=2, codebook_size=16,
                                    quantizer="fsq", fsq_levels=[4, 4]).model_dump(mode="json"),
     "gaze": SequenceModelSection(width=16, layers=1, heads=2, codebook_size=16, code_dim=8,

@@ -37,8 +37,8 @@ import torch
 
 from .transformer import EgoM2P
 
-__all__ = ["DEFAULT_SCHEDULES", "DecodeStep", "as_schedule", "decode", "default_schedule",
-           "linear_counts", "sample_logits"]
+__all__ = ["DEFAULT_SCHEDULES", "DecodeStep", "as_schedule", "decode", "decode_with_probs",
+           "default_schedule", "linear_counts", "sample_logits"]
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,33 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
     Returns:
         target modality -> ``(B, N)`` int64 ids in ``[0, vocab)``.
     """
+    return decode_with_probs(model, inputs, schedule, generator, chunk_rows,
+                             keep_probs=False)[0]
+
+
+@torch.no_grad()
+def decode_with_probs(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
+                      schedule: Sequence[DecodeStep | Mapping[str, Any]],
+                      generator: torch.Generator | None = None, chunk_rows: int = 256,
+                      keep_probs: bool = True
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
+    """:func:`decode`, and each decoded position's predictive distribution.
+
+    The distribution of a position is the softmax, at temperature 1 and without nucleus
+    truncation, of the guided logits of the step that decoded it (conditioned on the
+    inputs and on every token decoded before that step): one ``(B, N, L_k)`` float32
+    tensor per factor of the head (:meth:`EgoM2P.factor_logits`: the 6 FSQ digits of a
+    factorized video head, else one ``(B, N, vocab)``). A tokenizer's ``decode_expected``
+    turns them into the posterior-mean output.
+
+    Args:
+        keep_probs: False: return no distributions (``probs`` empty; :func:`decode`).
+        model, inputs, schedule, generator, chunk_rows: as :func:`decode`.
+
+    Returns:
+        ``(ids, probs)``: target -> ``(B, N)`` int64 ids as :func:`decode` (the same draws),
+        and target -> the list of per-factor distributions.
+    """
     steps = as_schedule(schedule)
     if not steps:
         raise ValueError("empty decoding schedule")
@@ -219,6 +246,7 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
         int(torch.randint(0, 2**62, (1,), generator=g)))
     decoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     priority: dict[str, torch.Tensor] = {}
+    dists: dict[str, list[torch.Tensor]] = {}
     for s in steps:
         if s.target in inputs:
             raise ValueError(f"decode target {s.target!r} is also an input")
@@ -227,6 +255,10 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
             decoded[s.target] = (torch.zeros(b, n, dtype=torch.long, device=dev),
                                  torch.zeros(b, n, dtype=torch.bool, device=dev))
             priority[s.target] = torch.rand(b, n, generator=g).to(dev)
+            if keep_probs:
+                sizes = [f.shape[-1] for f in model.factor_logits(
+                    s.target, torch.zeros(1, model.arch.dim, device=dev))]
+                dists[s.target] = [torch.zeros(b, n, v, device=dev) for v in sizes]
     # fill what the schedule leaves undecoded with one more step
     left = {m: model.num_tokens[m] - sum(s.tokens for s in steps if s.target == m)
             for m in decoded}
@@ -255,6 +287,7 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
         uflat = uncond_hidden.reshape(-1, hidden.shape[-1]) if uncond_hidden is not None \
             else None
         ids_all, conf_all = [], []
+        probs_all: list[list[torch.Tensor]] = []
         vocab = model.vocab[s.target]
         for r in range(0, flat.shape[0], chunk_rows):
             parts = model.factor_logits(s.target, flat[r:r + chunk_rows])
@@ -262,6 +295,8 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
                 uparts = model.factor_logits(s.target, uflat[r:r + chunk_rows])
                 parts = [lu + s.cfg_scale * (lc - lu) for lc, lu in zip(parts, uparts,
                                                                         strict=True)]
+            if keep_probs:
+                probs_all.append([torch.softmax(lc, -1) for lc in parts])
             picks, conf = [], None
             for lc in parts:
                 ids, p = sample_logits(lc, s.temperature, s.top_p, gs)
@@ -271,11 +306,17 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
             conf_all.append(conf)
         ids = torch.cat(ids_all).reshape(idx.shape)
         conf = torch.cat(conf_all).reshape(idx.shape)
+        step_probs = [torch.cat([p[f] for p in probs_all]).reshape(*idx.shape, -1)
+                      for f in range(len(probs_all[0]))] if keep_probs else []
         if s.scheme == "maskgit" and k < idx.shape[1]:
             keep = conf.topk(k, dim=1).indices
             idx = torch.gather(idx, 1, keep)
             ids = torch.gather(ids, 1, keep)
+            step_probs = [torch.gather(p, 1, keep[..., None].expand(-1, -1, p.shape[-1]))
+                          for p in step_probs]
         tokens = tokens.scatter(1, idx, ids)
         done = done.scatter(1, idx, True)
         decoded[s.target] = (tokens, done)
-    return {m: t for m, (t, _) in decoded.items()}
+        for full, p in zip(dists.get(s.target, []), step_probs, strict=True):
+            full.scatter_(1, idx[..., None].expand(-1, -1, p.shape[-1]), p)
+    return {m: t for m, (t, _) in decoded.items()}, dists

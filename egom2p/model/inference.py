@@ -43,15 +43,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decoding import DEFAULT_SCHEDULES, DecodeStep, decode, default_schedule
+from .decoding import DEFAULT_SCHEDULES, DecodeStep, decode_with_probs, default_schedule
 from .transformer import Architecture, EgoM2P
 
-__all__ = ["TASKS", "checkpoint_dir", "load_model", "predict", "predict_batch",
+__all__ = ["DEFAULT_ESTIMATES", "TASKS", "checkpoint_dir", "load_model", "predict", "predict_batch",
            "tokenize_inputs", "tokenizer"]
 
 TASKS: dict[str, tuple[tuple[str, ...], str]] = {
     task: (tuple(spec["inputs"]), spec["target"]) for task, spec in DEFAULT_SCHEDULES.items()}
 """Task -> (input modalities, target modality)."""
+
+DEFAULT_ESTIMATES: dict[str, str] = {task: "mean" for task in TASKS}
+"""Task -> how its output is read from the decoded distributions: ``"mean"``, the
+posterior-mean code of each position (what :func:`predict` returns unless told otherwise),
+or ``"sample"``, the decoded ids."""
 
 TRAIN_COMMAND = ("egosim egom2p train export_dir=egom2p/model/checkpoints "
                  "(config configs/egom2p_model.yaml)")
@@ -138,26 +143,34 @@ def tokenize_inputs(model: EgoM2P, clips: Sequence[Mapping[str, Any]],
     return out
 
 
-def _detokenize(model: EgoM2P, target: str, tokens: torch.Tensor) -> np.ndarray:
+def _detokenize(model: EgoM2P, target: str, tokens: torch.Tensor,
+                probs: Sequence[torch.Tensor] | None = None) -> np.ndarray:
+    """Model outputs of ``tokens`` ``(B, N)``; with ``probs``, the posterior mean
+    (``decode_expected``) instead of the decoded ids."""
     tok = tokenizer(target)
     tokens = tokens.cpu()
+    probs = [p.cpu() for p in probs] if probs is not None else None
+    h, w = model.arch.video_size
     with torch.no_grad():
-        if target == "camera":
-            from egosim.egom2p.camera_9d import canonical
+        if probs is None:
+            out = tok.decode(tokens, h, w) if target in ("rgb", "depth") else tok.decode(tokens)
+        elif target in ("rgb", "depth"):
+            out = tok.decode_expected(tokens, probs, h, w)
+        else:
+            out = tok.decode_expected(tokens, probs)
+    if target == "camera":
+        from egosim.egom2p.camera_9d import canonical
 
-            out = tok.decode(tokens)["camera"]
-            return canonical(np.asarray(out.cpu().numpy(), np.float64))
-        if target == "gaze":
-            return tok.decode(tokens)["gaze"].clamp(-1.0, 1.0).cpu().numpy().astype(
-                np.float32)
-        h, w = model.arch.video_size
-        out = tok.decode(tokens, h, w)[target].cpu().numpy()
-        return out.astype(np.uint8 if target == "rgb" else np.float32)
+        return canonical(np.asarray(out["camera"].cpu().numpy(), np.float64))
+    if target == "gaze":
+        return out["gaze"].clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+    return out[target].cpu().numpy().astype(np.uint8 if target == "rgb" else np.float32)
 
 
 def predict_batch(model: EgoM2P, clips: Sequence[Mapping[str, Any]], task: str,
                   schedule: Sequence[DecodeStep | Mapping[str, Any]] | None = None,
-                  seed: int = 0, batch_size: int = 8) -> list[np.ndarray]:
+                  seed: int = 0, batch_size: int = 8, estimate: str | None = None
+                  ) -> list[np.ndarray]:
     """:func:`predict` of many clips, ``batch_size`` at a time.
 
     Args:
@@ -167,12 +180,18 @@ def predict_batch(model: EgoM2P, clips: Sequence[Mapping[str, Any]], task: str,
         schedule: decoding steps (None: the task's default, ROAR).
         seed: seed of the decoding randomness (batch ``j`` uses ``[seed, j]``).
         batch_size: clips decoded together.
+        estimate: ``"mean"`` (the tokenizer decodes the posterior-mean code of each
+            position's predictive distribution) or ``"sample"`` (it decodes the drawn ids);
+            None: the task's :data:`DEFAULT_ESTIMATES` entry.
 
     Returns:
         one array per clip, as :func:`predict`.
     """
     if task not in TASKS:
         raise KeyError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    estimate = estimate if estimate is not None else DEFAULT_ESTIMATES[task]
+    if estimate not in ("mean", "sample"):
+        raise ValueError(f"estimate must be 'mean' or 'sample', got {estimate!r}")
     inputs, target = TASKS[task]
     missing = [m for m in (*inputs, target) if m not in model.num_tokens]
     if missing:
@@ -198,16 +217,18 @@ def predict_batch(model: EgoM2P, clips: Sequence[Mapping[str, Any]], task: str,
             ids = tokenize_inputs(model, part, inputs)
             seq = np.random.SeedSequence([seed, j]).generate_state(1, np.uint64)[0] >> 2
             g = torch.Generator().manual_seed(int(seq))
-            tokens = decode(model, ids, steps, g)[target]
-            out.extend(list(_detokenize(model, target, tokens)))
+            tokens, probs = decode_with_probs(model, ids, steps, g,
+                                              keep_probs=estimate == "mean")
+            out.extend(list(_detokenize(model, target, tokens[target],
+                                        probs.get(target))))
     finally:
         model.train(was)
     return out
 
 
 def predict(model: EgoM2P, clip: Mapping[str, Any], task: str,
-            schedule: Sequence[DecodeStep | Mapping[str, Any]] | None = None, seed: int = 0
-            ) -> np.ndarray:
+            schedule: Sequence[DecodeStep | Mapping[str, Any]] | None = None, seed: int = 0,
+            estimate: str | None = None) -> np.ndarray:
     """The model's prediction of ``task`` for one raw clip.
 
     Args:
@@ -216,10 +237,13 @@ def predict(model: EgoM2P, clip: Mapping[str, Any], task: str,
         task: ``camera``, ``camera_rgbd``, ``depth``, ``gaze`` or ``rgb``.
         schedule: decoding steps (None: the task's default, ROAR).
         seed: seed of the decoding randomness.
+        estimate: ``"mean"`` or ``"sample"`` (see :func:`predict_batch`); None: the task's
+            default.
 
     Returns:
         camera / camera_rgbd: ``(60, 4, 4)`` float64 canonical camera-to-world (OpenCV
         axes, metres); depth: ``(16, H, W)`` float32 metres; gaze: ``(60, 2)`` float32 in
         [-1, 1]; rgb: ``(16, H, W, 3)`` uint8.
     """
-    return predict_batch(model, [clip], task, schedule, seed, batch_size=1)[0]
+    return predict_batch(model, [clip], task, schedule, seed, batch_size=1,
+                         estimate=estimate)[0]

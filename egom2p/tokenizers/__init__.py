@@ -14,7 +14,7 @@ name       module                                      design
 =========  ==========================================  ===================================
 rgb        :mod:`~egosim.egom2p.tokenizers.video`      causal 3-D conv autoencoder, FSQ
 depth      :mod:`~egosim.egom2p.tokenizers.video`      the same, log depth min-max per clip
-camera     :mod:`~egosim.egom2p.tokenizers.sequence`   Transformer VQ-VAE of ``camera_9d``
+camera     :mod:`~egosim.egom2p.tokenizers.pca_code`   PCA of ``camera_9d``, Lloyd-Max levels
 gaze       :mod:`~egosim.egom2p.tokenizers.sequence`   Transformer VQ-VAE of ``[x, y, valid]``
 =========  ==========================================  ===================================
 

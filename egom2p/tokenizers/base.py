@@ -16,7 +16,7 @@ A *batch* is a mapping of clip keys to batched arrays (numpy or torch), e.g. ``r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,8 @@ def as_tensor(batch: Batch, key: str, dtype: torch.dtype | None = None) -> torch
 class Tokenizer(nn.Module):
     """Base of the EgoM2P tokenizers (see the module docstring).
 
-    An interface: ``num_tokens``, ``model_config``, ``encode``, ``decode`` and ``loss`` raise
+    An interface: ``num_tokens``, ``model_config``, ``encode``, ``decode``, ``decode_expected``
+    and ``loss`` raise
     ``NotImplementedError`` here and are implemented by each concrete tokenizer
     (:mod:`.video` for rgb and depth, :mod:`.sequence` for camera and gaze).
 
@@ -79,6 +80,23 @@ class Tokenizer(nn.Module):
 
     def decode(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clip entries of token ids ``(B, N)`` (batched, the clip's dtypes; no gradients)."""
+        raise NotImplementedError
+
+    def decode_expected(self, tokens: torch.Tensor, probs: Sequence[torch.Tensor]
+                        ) -> dict[str, torch.Tensor]:
+        """Clip entries of the posterior-mean codes of per-token distributions.
+
+        Args:
+            tokens: ``(B, N)`` int64 ids (one draw; used where a value must stay discrete,
+                e.g. depth's range tokens).
+            probs: the distributions as a model's head factors them
+                (:func:`egosim.egom2p.model.decoding.decode_with_probs`): one
+                ``(B, N, vocab_size)`` tensor, or for FSQ video tokens one ``(B, N, L_k)``
+                tensor per FSQ digit.
+
+        Returns:
+            what :meth:`decode` returns; with one-hot ``probs`` of ``tokens`` the same.
+        """
         raise NotImplementedError
 
     def loss(self, batch: Batch, flip: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -211,14 +211,20 @@ _DESIGN = {
              "pixels are fed as u = 1.25 and decoded as 0 above u = 1.125. Two range tokens "
              "(near and far, log bins) precede the 5 x (H/8) x (W/8) grid, so decode returns "
              "metres. Loss: MSE on 2u - 1 plus the AbsRel of the metric decode (per clip).",
-    "camera": "Transformer VQ-VAE (egosim.egom2p.tokenizers.sequence) of camera_9d (60, 9): "
-              "Conv1d kernel = stride = 2 -> 30 tokens, Transformer encoder and decoder, "
-              "VectorQuantize codebook with cosine codes, EMA and dead-code replacement; MSE "
-              "loss on the z-scored 9-D values; decoded to poses by egosim.egom2p.camera_9d.",
-    "gaze": "Transformer VQ-VAE (egosim.egom2p.tokenizers.sequence) of [x, y, valid] (60, 3): "
-            "Conv1d kernel = stride = 2 -> 30 tokens, Transformer encoder and decoder, "
-            "VectorQuantize codebook with cosine codes, EMA and dead-code replacement; MSE on "
-            "x, y masked by validity plus MSE on the valid channel.",
+    "camera": "Transformer autoencoder (egosim.egom2p.tokenizers.sequence) of camera_9d "
+              "(60, 9): Conv1d kernel = stride = 2 -> 30 tokens, Transformer encoder and "
+              "decoder, {quantizer}; MSE loss on the z-scored 9-D values; decoded to poses "
+              "by egosim.egom2p.camera_9d.",
+    "camera_pca": "Linear-basis code (egosim.egom2p.tokenizers.pca_code) of camera_9d "
+                  "(60, 9): the 30 leading principal directions of the training clips' "
+                  "540-value vectors (rotation columns unitless, translation in metres x "
+                  "pca_translation_scale) give one coefficient a token, quantised to its own "
+                  "256 Lloyd-Max levels (ordinal ids); decoded linearly, then to poses by "
+                  "egosim.egom2p.camera_9d. Fitted, not trained: no Transformer.",
+    "gaze": "Transformer autoencoder (egosim.egom2p.tokenizers.sequence) of [x, y, valid] "
+            "(60, 3): Conv1d kernel = stride = 2 -> 30 tokens, Transformer encoder and "
+            "decoder, {quantizer}; MSE on x, y masked by validity plus MSE on the valid "
+            "channel.",
 }
 
 
@@ -226,6 +232,20 @@ def _fmt(v: float) -> str:
     if float(v).is_integer() and abs(v) >= 1:
         return f"{int(v)}"
     return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+
+
+_QUANTIZERS = {
+    "vq": "VectorQuantize codebook with cosine codes, EMA and dead-code replacement",
+    "fsq": "finite scalar quantisation (FSQ) of each token",
+}
+
+
+def design_text(tokenizer: Tokenizer) -> str:
+    """The model card's one-paragraph design of ``tokenizer`` (by name and quantiser)."""
+    quantizer = getattr(getattr(tokenizer, "cfg", None), "quantizer", None)
+    if tokenizer.name == "camera" and quantizer == "pca":
+        return _DESIGN["camera_pca"]
+    return _DESIGN[tokenizer.name].format(quantizer=_QUANTIZERS.get(str(quantizer), ""))
 
 
 def write_model_card(path: Path, tokenizer: Tokenizer, cfg: TrainTokenizerConfig,
@@ -239,7 +259,7 @@ def write_model_card(path: Path, tokenizer: Tokenizer, cfg: TrainTokenizerConfig
     m = info.get("metrics", {})
     lines = [
         f"# EgoM2P {name} tokenizer", "",
-        f"`{pt.name}`: {_DESIGN[name]} {params:,} parameters, {size:.2f} MB; vocabulary "
+        f"`{pt.name}`: {design_text(tokenizer)} {params:,} parameters, {size:.2f} MB; vocabulary "
         f"{tokenizer.vocab_size:,}, {tokenizer.num_tokens(data['height'], data['width'])} "
         f"tokens per clip at {data['height']} x {data['width']}.", "",
         "## Data",
@@ -259,9 +279,13 @@ def write_model_card(path: Path, tokenizer: Tokenizer, cfg: TrainTokenizerConfig
         json.dumps(cfg.section().model_dump(mode="json"), indent=1),
         "```", "",
         "## Training",
-        f"{info.get('training', {}).get('steps', '?')} steps of "
-        f"{info.get('training', {}).get('batch_size', '?')} clips in {info['train_s']:.0f} s "
-        f"wall time on {info['threads']} CPU thread(s) ({info['machine']})."
+        (f"Fitted to the {data['train_clips']} training clips in {info['train_s']:.1f} s "
+         f"wall time, no optimiser steps, on {info['threads']} CPU thread(s) "
+         f"({info['machine']})." if not info.get('training', {}).get('steps') and
+         not params else
+         f"{info.get('training', {}).get('steps', '?')} steps of "
+         f"{info.get('training', {}).get('batch_size', '?')} clips in {info['train_s']:.0f} s "
+         f"wall time on {info['threads']} CPU thread(s) ({info['machine']}).")
         + (f" {info['train_note']}" if info.get("train_note") else ""), "",
     ]
     if m:

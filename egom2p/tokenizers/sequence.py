@@ -19,6 +19,9 @@ size by 3x in ATE on stream clips).
   the shipped statistics cannot shift its input. :meth:`SequenceTokenizer.decode` returns
   ``camera_9d`` and ``camera`` ``(B, 60, 4, 4)`` float64 poses, decoded by
   :func:`egosim.egom2p.camera_9d.decode_9d` (Gram-Schmidt on the rotation columns).
+- ``quantizer: pca`` (camera only; the shipped camera tokenizer): no Transformer, a linear
+  code fitted to the training clips (:mod:`.pca_code`): 30 principal-direction
+  coefficients, each with its own 256 Lloyd-Max levels; same input, statistics and outputs.
 - Gaze: input ``[x, y, valid]`` ``(B, 60, 3)`` from ``gaze`` ``(B, 60, 2)`` in [-1, 1]
   (zeroed where invalid) and ``gaze_valid`` ``(B, 60)``; the x, y error is masked by
   validity, the valid channel is fitted everywhere; decoded ``gaze_valid`` is its output
@@ -27,6 +30,7 @@ size by 3x in ATE on stream clips).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -38,6 +42,7 @@ from egosim.egom2p.modalities import POSE_SAMPLES, sequence_positions
 from egosim.egom2p.tokenizer_config import SequenceModelSection
 
 from .base import Batch, Tokenizer, as_tensor
+from .pca_code import PCACode
 
 __all__ = ["SequenceTokenizer", "SequenceVQVAE"]
 
@@ -109,6 +114,12 @@ class SequenceVQVAE(nn.Module):
         out = self.head(self.decoder(q + self.positions))
         return out.reshape(q.shape[0], self.length * self.patch, self.channels)
 
+    def expected_codes(self, probs: torch.Tensor) -> torch.Tensor:
+        """Per-token distributions over the ids ``(B, 30, V)`` -> expected quantised
+        features ``(B, 30, width)`` (the posterior mean of each token's code)."""
+        table = self.codes(torch.arange(probs.shape[-1], device=probs.device)[None])[0]
+        return probs.to(table.dtype) @ table
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, 60, C)`` -> (reconstruction, ids ``(B, 30)``, commitment loss)."""
         q, ids, commit = self.quantize(self.encode_latent(x))
@@ -133,7 +144,11 @@ class SequenceTokenizer(Tokenizer):
         self.cfg = cfg if cfg is not None else SequenceModelSection()
         self.clip_keys = ("camera_9d", "camera") if name == "camera" else ("gaze",
                                                                           "gaze_valid")
-        self.net = SequenceVQVAE(_CHANNELS[name], self.cfg)
+        if self.cfg.quantizer == "pca" and name != "camera":
+            raise ValueError(f"quantizer 'pca' is for the camera tokenizer, not {name!r}")
+        self.net: SequenceVQVAE | PCACode = (
+            PCACode(_CHANNELS[name], self.cfg) if self.cfg.quantizer == "pca"
+            else SequenceVQVAE(_CHANNELS[name], self.cfg))
         self.vocab_size = self.cfg.codebook_size
         self.translation_weight = 1.0  # camera loss; set by the trainer from its config
         if name == "camera":  # the z-scoring of camera_9d, saved with the weights
@@ -148,6 +163,14 @@ class SequenceTokenizer(Tokenizer):
             raise ValueError("only the camera tokenizer has 9-D statistics")
         self.stats_mean.copy_(torch.as_tensor(mean, dtype=torch.float64))
         self.stats_std.copy_(torch.as_tensor(std, dtype=torch.float64))
+
+    def fit(self, batch: Batch) -> None:
+        """Fit a ``quantizer: pca`` camera code (:mod:`.pca_code`) to training clips
+        (``batch``: their ``camera`` or ``camera_9d`` entries, all of them); the other
+        quantisers learn by gradient only, and for them this does nothing."""
+        if isinstance(self.net, PCACode):
+            x, _ = self.to_input(batch)
+            self.net.fit(x, self.stats_std)
 
     def score_poses(self, poses: torch.Tensor) -> torch.Tensor:
         """Canonical camera-to-world poses ``(B, 60, 4, 4)`` -> their ``camera_9d``
@@ -202,9 +225,29 @@ class SequenceTokenizer(Tokenizer):
             raise ValueError(f"token ids must be in [0, {self.vocab_size})")
         return self.from_output(self.net.decode_latent(self.net.codes(tokens)))
 
+    @torch.no_grad()
+    def decode_expected(self, tokens: torch.Tensor, probs: Sequence[torch.Tensor]
+                        ) -> dict[str, torch.Tensor]:
+        """Clip entries of the expected codes of per-token distributions (``probs``: one
+        ``(B, 30, V)`` tensor, e.g. a model's softmax): the posterior-mean estimate, where
+        :meth:`decode` of one id per token is a draw; the ids ``tokens`` are not needed.
+        With one-hot ``probs`` it equals :meth:`decode`."""
+        del tokens
+        if len(probs) != 1:
+            raise ValueError(f"a sequence tokenizer takes one distribution per token, got "
+                             f"{len(probs)} factors")
+        p = torch.as_tensor(probs[0])
+        if p.ndim != 3 or p.shape[1:] != (self.net.length, self.vocab_size):
+            raise ValueError(f"probs must be (B, {self.net.length}, {self.vocab_size}), got "
+                             f"{tuple(p.shape)}")
+        return self.from_output(self.net.decode_latent(self.net.expected_codes(p)))
+
     def loss(self, batch: Batch, flip: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         x, valid = self.to_input(batch)
         recon, _, commit = self.net(x)
+        if isinstance(self.net, PCACode):  # the fitted code's error (nothing to train)
+            mse = self.net.vector_error(recon, x)
+            return {"total": mse + commit, "mse": mse, "commit": commit}
         if valid is None:  # camera: the translation dims weigh translation_weight
             w = recon.new_ones(9)
             w[6:] = self.translation_weight

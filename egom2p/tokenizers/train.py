@@ -73,11 +73,17 @@ class Trainer:
                 self.section.translation_weight)  # type: ignore[union-attr]
         if cfg.modality == "camera" and train.camera_stats is not None:
             self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        fit = getattr(self.tokenizer, "fit", None)
+        if fit is not None:  # a fitted code (camera pca): from all training clips, no rng
+            fit(train.batch(np.arange(len(train))))
+        fit_s = time.perf_counter() - start
         self.tokenizer.train()
-        self.opt = torch.optim.AdamW(self.tokenizer.parameters(), lr=self.section.lr,
-                                     weight_decay=self.section.weight_decay)
+        params = list(self.tokenizer.parameters())  # none for a fitted code (camera pca)
+        self.opt = torch.optim.AdamW(params, lr=self.section.lr,
+                                     weight_decay=self.section.weight_decay) if params else None
         self.step = 0
-        self.elapsed_s = 0.0
+        self.elapsed_s = fit_s
 
     def lr(self, step: int) -> float:
         """Learning rate of ``step``: linear warm-up, then cosine decay to
@@ -93,6 +99,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """Run step ``self.step`` and advance; returns its scalar losses and lr."""
         s = self.section
+        if self.opt is None:
+            raise RuntimeError(f"the {self.cfg.modality} tokenizer has no parameters to train "
+                               "(a fitted code)")
         rng = np.random.default_rng([self.cfg.seed, self.step])
         idx = rng.integers(0, len(self.train), s.batch_size)
         flip = None
@@ -118,7 +127,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "name": self.cfg.modality,
                 "model": self.tokenizer.model_config(),
                 "state_dict": self.tokenizer.state_dict(), "step": self.step,
-                "optimizer": self.opt.state_dict(), "elapsed_s": self.elapsed_s,
+                "optimizer": self.opt.state_dict() if self.opt is not None else {},
+                "elapsed_s": self.elapsed_s,
                 "config": self.cfg.model_dump(mode="json"),
                 "info": {"training_checkpoint": True}}
 
@@ -134,7 +144,8 @@ class Trainer:
                              f"{state['model']}, the config asks for {self.cfg.modality!r} "
                              f"of {self.tokenizer.model_config()}")
         self.tokenizer.load_state_dict(state["state_dict"])
-        self.opt.load_state_dict(state["optimizer"])
+        if self.opt is not None:
+            self.opt.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
 

@@ -38,6 +38,7 @@ MSE + AbsRel).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -310,6 +311,35 @@ class VideoTokenizer(Tokenizer):
             raise ValueError(f"token ids must be in [0, {self.vocab_size})")
         rng = tokens[:, :self.header] if self.header else None
         q = self.net.codes_from_ids(tokens[:, self.header:], (t, h, w))
+        return self.from_output(self.net.decode_codes(q), rng)
+
+    @torch.no_grad()
+    def decode_expected(self, tokens: torch.Tensor, probs: Sequence[torch.Tensor],
+                        height: int | None = None, width: int | None = None
+                        ) -> dict[str, torch.Tensor]:
+        """Clip entry of the posterior-mean FSQ codes: each grid token's code in FSQ
+        dimension ``k`` is the expectation of the level values under digit ``k``'s
+        distribution (``probs``: one ``(B, N, L_k)`` tensor per FSQ level, in the FSQ's
+        digit order); depth's two range tokens keep their ids in ``tokens`` ``(B, N)``.
+        Frames of ``(height, width)`` pixels (default: the square size ``N`` implies)."""
+        levels = list(self.cfg.levels)
+        if len(probs) != len(levels) or any(p.shape[-1] != v for p, v in zip(probs, levels,
+                                                                                strict=True)):
+            raise ValueError(f"need one distribution per FSQ digit of levels {levels}, got "
+                             f"{[tuple(p.shape) for p in probs]}")
+        tokens = torch.as_tensor(tokens).long()
+        if height is None or width is None:
+            side = int(round(math.sqrt(max((tokens.shape[-1] - self.header) // 5, 0))))
+            height, width = 8 * side, 8 * side
+        grid = video_grid(height, width)
+        basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)
+        code = []
+        for k, (p, v) in enumerate(zip(probs, levels, strict=True)):
+            values = self.net.fsq.indices_to_codes(torch.arange(v) * basis[k])[:, k]
+            code.append(p[:, self.header:].float() @ values.float())
+        q = torch.stack(code, -1)                                     # (B, T h w, d)
+        q = q.transpose(1, 2).reshape(q.shape[0], -1, *grid)
+        rng = tokens[:, :self.header] if self.header else None
         return self.from_output(self.net.decode_codes(q), rng)
 
     def loss(self, batch: Batch, flip: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
