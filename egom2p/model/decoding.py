@@ -256,9 +256,8 @@ def decode_with_probs(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
                                  torch.zeros(b, n, dtype=torch.bool, device=dev))
             priority[s.target] = torch.rand(b, n, generator=g).to(dev)
             if keep_probs:
-                sizes = [f.shape[-1] for f in model.factor_logits(
-                    s.target, torch.zeros(1, model.arch.dim, device=dev))]
-                dists[s.target] = [torch.zeros(b, n, v, device=dev) for v in sizes]
+                dists[s.target] = [torch.zeros(b, n, v, device=dev)
+                                   for v in model.factor_sizes(s.target)]
     # fill what the schedule leaves undecoded with one more step
     left = {m: model.num_tokens[m] - sum(s.tokens for s in steps if s.target == m)
             for m in decoded}

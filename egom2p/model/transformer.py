@@ -482,6 +482,14 @@ class EgoM2P(nn.Module):
             return tok.digit_logits(hidden.float())
         return [hidden.float() @ tok.weight.float().t()]
 
+    def factor_sizes(self, modality: str) -> list[int]:
+        """Sizes of the head's factors (:meth:`factor_logits`): the FSQ levels of a
+        factorized video head, else ``[vocab]``."""
+        tok = self.enc_emb[modality].token
+        if isinstance(tok, FactorizedTokenEmbedding):
+            return list(tok.levels)
+        return [self.vocab[modality]]
+
     def ids_from_factors(self, modality: str, factors: Sequence[torch.Tensor]) -> torch.Tensor:
         """Token ids of per-factor choices (inverse of the split of :meth:`factor_logits`)."""
         tok = self.enc_emb[modality].token
