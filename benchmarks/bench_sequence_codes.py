@@ -1,15 +1,20 @@
-"""Camera codes of 30 tokens x 256 levels side by side: which linear code reaches 1 cm?
+"""Sequence codes of 30 tokens x 256 levels side by side: which code reaches the targets?
 
-Fits linear PCA codes of ``camera_9d`` to the training clips of the clip cache and measures
-their round trip on its held-out clips (rotation-only ATE, RTE, RRE of
+Camera: fits linear PCA codes of ``camera_9d`` to the training clips of the clip cache and
+measures their round trip on its held-out clips (rotation-only ATE, RTE, RRE of
 :mod:`egosim.egom2p.metrics`), beside the shipped camera tokenizer and the interpolation
 baseline of its model card. Rows: the vector the PCA is fitted to (the z-scored 9-D values,
 or physical units with the translation in metres times a scale) and how each of the 30
 coefficients is quantised to 256 levels (uniform over its 0.5-99.5 % range, or Lloyd-Max
-levels, :func:`egosim.egom2p.tokenizers.pca_code.lloyd_levels`). Numpy only, about a
-minute on one core.
+levels, :func:`egosim.egom2p.tokenizers.pca_code.lloyd_levels`).
 
-    python benchmarks/bench_camera_codes.py [--cache runs/egom2p/clip_cache] [--train 3000]
+Gaze: how fast the gaze moves, and what that leaves a 30-token code: the median step
+between 30 fps samples, keeping every k-th valid sample and interpolating (k = 2, 3, 4;
+a 30-token code of 2-sample tokens has the budget of k = 2 at 8 bits for 4 numbers), a PCA
+code with 30 unquantised coefficients, and the shipped gaze tokenizer (L2 in [-1, 1]
+units over valid samples). Numpy and the shipped tokenizers, about a minute on one core.
+
+    python benchmarks/bench_sequence_codes.py [--cache runs/egom2p/clip_cache] [--train 3000]
 
 The cache is the one ``egosim egom2p train-tokenizer`` builds (3,000 training and 128
 held-out clips by default).
@@ -24,21 +29,21 @@ import numpy as np
 import torch
 
 from egosim.egom2p.camera_9d import camera_9d, decode_9d, load_stats
-from egosim.egom2p.metrics import camera_metrics
+from egosim.egom2p.metrics import camera_metrics, gaze_metrics
 from egosim.egom2p.tokenizers import load
-from egosim.egom2p.tokenizers.evaluate import baseline
+from egosim.egom2p.tokenizers.evaluate import baseline, interpolate_every
 from egosim.egom2p.tokenizers.pca_code import lloyd_levels
 
 TOKENS, LEVELS = 30, 256
 
 
-def poses(root: Path, split: str, count: int) -> np.ndarray:
-    """``(N, 60, 4, 4)`` camera poses of the first ``count`` clips of a cache split."""
+def entries(root: Path, split: str, count: int, key: str) -> np.ndarray:
+    """Entry ``key`` of the first ``count`` clips of a cache split, stacked."""
     files = sorted((root / split).glob("*.npz"))[:count]
     if not files:
         raise SystemExit(f"no clips in {root / split}: run egosim egom2p train-tokenizer "
                          "modality=camera first (it builds the cache)")
-    return np.stack([np.load(f)["camera"] for f in files])
+    return np.stack([np.load(f)[key] for f in files])
 
 
 def quantise(train: np.ndarray, held: np.ndarray, kind: str) -> np.ndarray:
@@ -79,7 +84,8 @@ def main() -> None:
     ap.add_argument("--held", type=int, default=128)
     args = ap.parse_args()
     root = Path(args.cache)
-    train, held = poses(root, "train", args.train), poses(root, "holdout", args.held)
+    train = entries(root, "train", args.train, "camera")
+    held = entries(root, "holdout", args.held, "camera")
     print(f"{len(train)} training / {len(held)} held-out clips of {root}; "
           f"{TOKENS} tokens x {LEVELS} levels\n")
     print("| code | ATE (m) | RTE (m) | RRE (deg) |")
@@ -98,6 +104,33 @@ def main() -> None:
         shipped = tok.decode(tok.encode({"camera": held}))["camera"].numpy()
     row(f"shipped camera tokenizer ({tok.cfg.quantizer})", shipped)
     row("baseline: every 4th pose interpolated", baseline("camera", {"camera": held})["camera"])
+    gaze_table(root, args.train, args.held)
+
+
+def gaze_table(root: Path, train_count: int, held_count: int) -> None:
+    """Print the gaze part (module docstring)."""
+    g, v = (entries(root, "holdout", held_count, k) for k in ("gaze", "gaze_valid"))
+    both = v[:, 1:] & v[:, :-1]
+    step = float(np.median(np.linalg.norm(np.diff(g, axis=1), axis=2)[both]))
+    print(f"\nGaze: {len(g)} held-out clips; median step between 30 fps samples {step:.4f}\n")
+    print("| code | gaze L2 |")
+    print("| --- | ---: |")
+
+    def row(name: str, pred: np.ndarray) -> None:
+        print(f"| {name} | {gaze_metrics(g, pred, v)['gaze_l2']:.4f} |", flush=True)
+
+    for k in (2, 3, 4):
+        row(f"every {k} valid samples kept, interpolated", interpolate_every(g, k, valid=v))
+    tg = entries(root, "train", train_count, "gaze").reshape(train_count, -1)
+    mean = tg.mean(0)
+    basis = np.linalg.svd(tg - mean, full_matrices=False)[2][:TOKENS]
+    flat = g.reshape(len(g), -1)
+    row(f"PCA, {TOKENS} unquantised coefficients",
+        (((flat - mean) @ basis.T) @ basis + mean).reshape(g.shape))
+    tok = load("gaze")
+    with torch.no_grad():
+        row("shipped gaze tokenizer", tok.decode(tok.encode({"gaze": g, "gaze_valid": v}))[
+            "gaze"].numpy())
 
 
 if __name__ == "__main__":
