@@ -164,6 +164,11 @@ class SequenceTokenizer(Tokenizer):
         self.stats_mean.copy_(torch.as_tensor(mean, dtype=torch.float64))
         self.stats_std.copy_(torch.as_tensor(std, dtype=torch.float64))
 
+    @property
+    def fitted_code(self) -> bool:
+        """Whether :meth:`fit` must see the training clips before use (``quantizer: pca``)."""
+        return isinstance(self.net, PCACode)
+
     def fit(self, batch: Batch) -> None:
         """Fit a ``quantizer: pca`` camera code (:mod:`.pca_code`) to training clips
         (``batch``: their ``camera`` or ``camera_9d`` entries, all of them); the other

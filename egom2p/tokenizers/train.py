@@ -74,9 +74,8 @@ class Trainer:
         if cfg.modality == "camera" and train.camera_stats is not None:
             self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
         start = time.perf_counter()
-        fit = getattr(self.tokenizer, "fit", None)
-        if fit is not None:  # a fitted code (camera pca): from all training clips, no rng
-            fit(train.batch(np.arange(len(train))))
+        if getattr(self.tokenizer, "fitted_code", False):  # camera pca: all clips, no rng
+            self.tokenizer.fit(train.batch(np.arange(len(train))))  # type: ignore[attr-defined]
         fit_s = time.perf_counter() - start
         self.tokenizer.train()
         params = list(self.tokenizer.parameters())  # none for a fitted code (camera pca)

@@ -284,6 +284,15 @@ class VideoTokenizer(Tokenizer):
         depth = torch.where(u > _INVALID_CUT, torch.zeros_like(log_d), torch.exp(log_d))
         return {"depth": depth.to(torch.float32)}
 
+    def _frame_size(self, tokens: torch.Tensor, height: int | None, width: int | None
+                    ) -> tuple[int, int]:
+        """``(height, width)`` as given, or the square frame that ``tokens`` ``(B, N)``
+        implies (5 latent frames of ``(side / 8)^2`` after the header)."""
+        if height is not None and width is not None:
+            return height, width
+        side = int(round(math.sqrt(max((tokens.shape[-1] - self.header) // 5, 0))))
+        return 8 * side, 8 * side
+
     # -- the tokenizer interface --------------------------------------------------------
     @torch.no_grad()
     def encode(self, batch: Batch) -> torch.Tensor:
@@ -298,10 +307,7 @@ class VideoTokenizer(Tokenizer):
         """Clip entry of ids ``(B, N)``; frames of ``(height, width)`` pixels (default: the
         square size that ``N`` implies)."""
         tokens = torch.as_tensor(tokens).long()
-        if height is None or width is None:
-            per_frame = (tokens.shape[-1] - self.header) // 5
-            side = int(round(math.sqrt(max(per_frame, 0))))
-            height, width = 8 * side, 8 * side
+        height, width = self._frame_size(tokens, height, width)
         t, h, w = video_grid(height, width)
         want = self.header + t * h * w
         if tokens.ndim != 2 or tokens.shape[1] != want:
@@ -328,10 +334,7 @@ class VideoTokenizer(Tokenizer):
             raise ValueError(f"need one distribution per FSQ digit of levels {levels}, got "
                              f"{[tuple(p.shape) for p in probs]}")
         tokens = torch.as_tensor(tokens).long()
-        if height is None or width is None:
-            side = int(round(math.sqrt(max((tokens.shape[-1] - self.header) // 5, 0))))
-            height, width = 8 * side, 8 * side
-        grid = video_grid(height, width)
+        grid = video_grid(*self._frame_size(tokens, height, width))
         basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)
         code = []
         for k, (p, v) in enumerate(zip(probs, levels, strict=True)):
