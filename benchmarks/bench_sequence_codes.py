@@ -11,8 +11,11 @@ levels, :func:`egosim.egom2p.tokenizers.pca_code.lloyd_levels`).
 Gaze: how fast the gaze moves, and what that leaves a 30-token code: the median step
 between 30 fps samples, keeping every k-th valid sample and interpolating (k = 2, 3, 4;
 a 30-token code of 2-sample tokens has the budget of k = 2 at 8 bits for 4 numbers), a PCA
-code with 30 unquantised coefficients, and the shipped gaze tokenizer (L2 in [-1, 1]
-units over valid samples). Numpy and the shipped tokenizers, about a minute on one core.
+code with 30 unquantised coefficients, the closed-loop predictive code
+(:mod:`egosim.egom2p.tokenizers.dpcm_code`) fitted to the training clips with greedy or
+lookahead encoding and with or without refitting its offset codebook to the closed loop, and
+the shipped gaze tokenizer (L2 in [-1, 1] units over valid samples). Numpy, scipy and the
+shipped tokenizers, about two minutes on one core.
 
     python benchmarks/bench_sequence_codes.py [--cache runs/egom2p/clip_cache] [--train 3000]
 
@@ -30,7 +33,7 @@ import torch
 
 from egosim.egom2p.camera_9d import camera_9d, decode_9d, load_stats
 from egosim.egom2p.metrics import camera_metrics, gaze_metrics
-from egosim.egom2p.tokenizers import load
+from egosim.egom2p.tokenizers import build, load
 from egosim.egom2p.tokenizers.evaluate import baseline, interpolate_every
 from egosim.egom2p.tokenizers.pca_code import lloyd_levels
 
@@ -127,10 +130,19 @@ def gaze_table(root: Path, train_count: int, held_count: int) -> None:
     flat = g.reshape(len(g), -1)
     row(f"PCA, {TOKENS} unquantised coefficients",
         (((flat - mean) @ basis.T) @ basis + mean).reshape(g.shape))
+    fit = {"gaze": entries(root, "train", train_count, "gaze"),
+           "gaze_valid": entries(root, "train", train_count, "gaze_valid")}
+    held = {"gaze": g, "gaze_valid": v}
+    for lookahead, rounds in ((1, 0), (1, 3), (4, 3), (16, 3)):
+        code = build("gaze", {"quantizer": "dpcm", "dpcm_lookahead": lookahead,
+                              "dpcm_fit_rounds": rounds})
+        code.fit(fit)
+        row(f"closed-loop dpcm, lookahead {lookahead}, {rounds} refits",
+            code.decode(code.encode(held))["gaze"].numpy())
     tok = load("gaze")
     with torch.no_grad():
-        row("shipped gaze tokenizer", tok.decode(tok.encode({"gaze": g, "gaze_valid": v}))[
-            "gaze"].numpy())
+        row(f"shipped gaze tokenizer ({tok.cfg.quantizer})",
+            tok.decode(tok.encode(held))["gaze"].numpy())
 
 
 if __name__ == "__main__":

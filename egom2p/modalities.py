@@ -22,7 +22,7 @@ Video tokens come from the causal video tokenizer (:mod:`egosim.egom2p.tokenizer
 sequence starts with two *range tokens* (near and far depth of the clip, log-binned over
 the same vocabulary) that make its tokens metric. Sequence tokens come from the sequence
 tokenizers (:mod:`egosim.egom2p.tokenizers.sequence`): 60 samples at 30 fps make 30 tokens
-(camera: 30 ordinal PCA-coefficient bins; gaze: a Transformer VQ-VAE's codes).
+(camera: 30 ordinal PCA-coefficient bins; gaze: 30 k-means codes of closed-loop sample offsets).
 
 Embeddings: ``factory(vocab, dim) -> nn.Module`` (:data:`EmbeddingFactory`), a token
 embedding plus fixed sin-cos positions: 3-D ``(t, y, x)`` for video (the range tokens of

@@ -120,6 +120,11 @@ class TrainModelConfig(StrictModel):
                                  "masked as one of the decoding tasks (all of its inputs in, "
                                  "its target out; egosim.egom2p.model.masking) instead of by "
                                  "the Dirichlet draws; 0: EgoM2P's scheme alone")
+    ordinal_smoothing: dict[str, float] = Field(
+        default_factory=lambda: {"camera": 4.0}, description="per modality whose token ids "
+        "are ordinal bins (the camera's pca code): the standard deviation, in ids, of a "
+        "discretised Gaussian target around the true id (cross-entropy to it; nearby bins "
+        "earn credit); absent or 0: one-hot targets; a modality not learned is ignored")
     optim: OptimSection = Field(default_factory=OptimSection)
     steps: int = Field(6000, ge=0, description="optimiser steps")
     batch_size: int = Field(16, ge=1, le=65536, description="clips a step (per process)")
@@ -201,6 +206,17 @@ class TrainModelConfig(StrictModel):
             raise ConfigValueError(("data.replay_clips", "batch_size"), "the replay buffer "
                                    f"({d.replay_clips} clips) must hold at least a batch "
                                    f"({self.batch_size} clips)")
+        return self
+
+    @model_validator(mode="after")
+    def _smoothing_of_learned_modalities(self) -> TrainModelConfig:
+        for m, sigma in self.ordinal_smoothing.items():
+            if m not in CLIP_MODALITIES:
+                raise ConfigValueError(f"ordinal_smoothing.{m}", f"{m!r} is not a modality "
+                                       f"({', '.join(CLIP_MODALITIES)})")
+            if not 0.0 <= sigma <= 1000.0:
+                raise ConfigValueError(f"ordinal_smoothing.{m}", f"the smoothing must be in "
+                                       f"[0, 1000] ids, got {sigma}")
         return self
 
     @model_validator(mode="after")

@@ -62,7 +62,8 @@ class VideoModelSection(StrictModel):
 
 class SequenceModelSection(StrictModel):
     """A 60-sample sequence tokenizer (:mod:`egosim.egom2p.tokenizers.sequence`): a Transformer
-    autoencoder (``quantizer`` vq or fsq) or, for the camera, a fitted linear code (pca)."""
+    autoencoder (``quantizer`` vq or fsq) or a code fitted to the training clips: for the
+    camera a linear code (pca), for gaze a closed-loop predictive code (dpcm)."""
 
     width: int = Field(128, ge=8, le=1024, description="Transformer width")
     layers: int = Field(3, ge=1, le=24, description="Transformer blocks, encoder and "
@@ -72,11 +73,12 @@ class SequenceModelSection(StrictModel):
     patch: int = Field(2, ge=1, le=6, description="samples per token (Conv1d kernel = "
                        "stride); 60 / patch tokens")
     codebook_size: int = Field(256, ge=2, le=65536, description="VQ codes (vocabulary)")
-    quantizer: Literal["vq", "fsq", "pca"] = Field(
+    quantizer: Literal["vq", "fsq", "pca", "dpcm"] = Field(
         "fsq", description="vq: learnt codebook (the keys below); fsq: finite scalar "
         "quantisation with fsq_levels (product = codebook_size); pca (camera only): fitted "
-        "principal directions, one coefficient a token with codebook_size Lloyd-Max levels "
-        "(no Transformer; steps must be 0)")
+        "principal directions, one coefficient a token with codebook_size Lloyd-Max levels; "
+        "dpcm (gaze only): each token a k-means code of its samples' offsets from the last "
+        "reconstructed sample (pca and dpcm: no Transformer; steps must be 0)")
     fsq_levels: list[int] = Field(default_factory=lambda: [256], min_length=1, max_length=8,
                                   description="fsq: levels per latent dimension of a token")
     code_dim: int = Field(32, ge=2, le=512, description="vq: code width")
@@ -90,6 +92,10 @@ class SequenceModelSection(StrictModel):
     pca_translation_scale: float = Field(8.0, gt=0.0, le=1000.0, description="pca: units "
                                          "of a metre of translation in the fitted vector "
                                          "(rotation-column entries are unitless)")
+    dpcm_lookahead: int = Field(4, ge=1, le=256, description="dpcm: nearest codes of a "
+                                "token tried against the best code of the next (1: greedy)")
+    dpcm_fit_rounds: int = Field(3, ge=0, le=50, description="dpcm: refits of the offset "
+                                 "codebook to the offsets the closed-loop encoder sees")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> SequenceModelSection:
@@ -147,9 +153,10 @@ class SequenceTrainSection(_TrainSection):
                                       "pca_translation_scale")
 
     @model_validator(mode="after")
-    def _pca_is_fitted(self) -> SequenceTrainSection:
-        if self.model.quantizer == "pca" and self.steps:
-            raise ConfigValueError("steps", f"quantizer pca is fitted to the training clips, "
+    def _fitted_codes_take_no_steps(self) -> SequenceTrainSection:
+        q = self.model.quantizer
+        if q in ("pca", "dpcm") and self.steps:
+            raise ConfigValueError("steps", f"quantizer {q} is fitted to the training clips, "
                                    f"not trained: steps must be 0, got {self.steps}")
         return self
 
@@ -201,7 +208,7 @@ class TrainTokenizerConfig(StrictModel):
     camera: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
         steps=0, translation_weight=4.0, model=SequenceModelSection(quantizer="pca")))
     gaze: SequenceTrainSection = Field(default_factory=lambda: SequenceTrainSection(
-        steps=4000, model=SequenceModelSection(width=96, layers=2, quantizer="vq")))
+        steps=0, model=SequenceModelSection(width=96, layers=2, quantizer="dpcm")))
     output_dir: str = Field("runs/egom2p/tokenizers", description="runs go to "
                             "output_dir/<modality> (checkpoints, tensorboard, summary.json)")
     export_dir: str | None = Field(None, description="write <modality>.pt and its model card "

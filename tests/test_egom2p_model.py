@@ -297,6 +297,45 @@ def test_base_size_is_egom2ps() -> None:
     assert SIZES["base"] == {"encoder_depth": 12, "decoder_depth": 12, "dim": 768, "heads": 12}
 
 
+def test_ordinal_targets_peak_at_the_id_sum_to_one_and_widen_with_sigma() -> None:
+    from egosim.egom2p.model.transformer import ordinal_targets
+
+    ids = torch.tensor([0, 100, 255])
+    narrow, wide = ordinal_targets(ids, 256, 2.0), ordinal_targets(ids, 256, 8.0)
+    assert narrow.shape == (3, 256)
+    assert torch.allclose(narrow.sum(-1), torch.ones(3))
+    assert torch.equal(narrow.argmax(-1), ids) and torch.equal(wide.argmax(-1), ids)
+    assert torch.allclose(narrow[1, 100 - 5], narrow[1, 100 + 5])      # symmetric inside
+    assert float(wide[1, 100]) < float(narrow[1, 100])
+    v = torch.arange(256.0)
+    spread = ((v - 100) ** 2 * wide[1]).sum().sqrt()
+    assert abs(float(spread) - 8.0) < 0.05
+
+
+def test_ordinal_smoothing_is_cross_entropy_to_the_gaussian_target() -> None:
+    from egosim.egom2p.model.transformer import ordinal_targets
+
+    model = tiny()
+    hidden = torch.randn(5, model.arch.dim)
+    ids = torch.tensor([3, 40, 128, 200, 255])
+    logp = torch.log_softmax(model.logits("camera", hidden), -1)
+    want = -(ordinal_targets(ids, 256, 4.0) * logp).sum(-1)
+    assert torch.allclose(model.token_nll("camera", hidden, ids, 4.0), want, atol=1e-5)
+    # a vanishing width is the one-hot cross-entropy; a smoothed loss needs a plain head
+    assert torch.allclose(model.token_nll("camera", hidden, ids, 1e-3),
+                          model.token_nll("camera", hidden, ids), atol=1e-5)
+    with pytest.raises(ValueError, match="factorized"):
+        model.token_nll("rgb", hidden, ids, 4.0)
+    # loss() applies it per modality
+    tokens = random_tokens(model, 2)
+    avail = {m: torch.ones(2, dtype=torch.bool) for m in tokens}
+    md = make_mod_dict(tokens, avail, 64, 64, generator=torch.Generator().manual_seed(0))
+    _, hard = model.loss(md)
+    _, soft = model.loss(md, {"camera": 4.0})
+    assert torch.allclose(hard["gaze"], soft["gaze"]) and not torch.allclose(
+        hard["camera"], soft["camera"])
+
+
 @pytest.mark.slow
 def test_a_tiny_model_overfits_a_fixed_batch_below_half_a_nat() -> None:
     model = tiny()
@@ -634,10 +673,24 @@ def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
     ("roles={rgb: target, depth: target, camera: target, gaze: target}", "roles"),
     ("data.replay_clips=4", "data.replay_clips"),
     ("data.replay_reuse=-1", "replay_reuse"),
+    ("ordinal_smoothing.sound=2", "ordinal_smoothing.sound"),
+    ("ordinal_smoothing.camera=-1", "ordinal_smoothing.camera"),
 ])
 def test_a_bad_config_names_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load_config("egom2p_model", [override], schema=TrainModelConfig)
+
+
+def test_ordinal_smoothing_needs_a_tokenizer_with_ordinal_ids() -> None:
+    from egosim.egom2p.model.train import check_ordinal_smoothing
+
+    cfg = load_config("egom2p_model", ["data.source=cache", "ordinal_smoothing.gaze=2"],
+                      schema=TrainModelConfig)
+    with pytest.raises(ValueError, match="ordinal_smoothing.gaze"):
+        check_ordinal_smoothing(cfg)
+    # the shipped camera code's ids are ordinal bins: accepted
+    check_ordinal_smoothing(load_config("egom2p_model", ["data.source=cache"],
+                                        schema=TrainModelConfig))
 
 
 def test_a_role_other_than_both_needs_a_learned_modality() -> None:

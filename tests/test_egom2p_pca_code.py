@@ -113,7 +113,8 @@ def _one_hot(ids: torch.Tensor, sizes: list[int], basis: list[int] | None = None
             for v, b in zip(sizes, basis, strict=True)]
 
 
-@pytest.mark.parametrize("name", ["rgb", "depth", "camera_fsq", "camera_pca", "gaze"])
+@pytest.mark.parametrize("name", ["rgb", "depth", "camera_fsq", "camera_pca", "gaze",
+                                  "gaze_dpcm"])
 def test_expected_decoding_of_one_hot_distributions_equals_decoding_the_ids(name: str
                                                                            ) -> None:
     size = 16
@@ -129,6 +130,11 @@ def test_expected_decoding_of_one_hot_distributions_equals_decoding_the_ids(name
     else:
         if name == "camera_pca":
             tok, batch = _fitted(8)
+        elif name == "gaze_dpcm":
+            tok = tokenizers.build("gaze", {"quantizer": "dpcm", "codebook_size": 16})
+            batch = synthetic_clips(6, size, size, 0, KEYS["gaze"]).batch(np.arange(6))
+            tok.fit(batch)
+            tok.eval()
         else:
             model = {"width": 16, "layers": 1, "heads": 2, "codebook_size": 16}
             model.update({"quantizer": "fsq", "fsq_levels": [4, 4]} if name == "camera_fsq"

@@ -116,7 +116,7 @@ from egosim.atomic_io import (
     write_json,
     write_text,
 )
-from egosim.config import machine_description
+from egosim.config import ConfigValueError, machine_description
 from egosim.egom2p.model_config import TrainModelConfig
 
 from .decoding import DEFAULT_SCHEDULES
@@ -635,13 +635,29 @@ def lr_factor(cfg: TrainModelConfig, step: int) -> float:
 class _Loss(nn.Module):
     """``mod_dict -> (total, per-modality)``: the module DDP wraps."""
 
-    def __init__(self, model: EgoM2P) -> None:
+    def __init__(self, model: EgoM2P, smoothing: Mapping[str, float] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.smoothing = {m: s for m, s in (smoothing or {}).items() if m in model.vocab}
 
     def forward(self, mod_dict: dict[str, dict[str, torch.Tensor]]
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.model.loss(mod_dict)
+        return self.model.loss(mod_dict, self.smoothing)
+
+
+def check_ordinal_smoothing(cfg: TrainModelConfig) -> None:
+    """Refuse ``ordinal_smoothing`` of a modality whose shipped tokenizer's ids are not
+    ordinal bins (:attr:`egosim.egom2p.tokenizers.Tokenizer.ordinal_ids`); the synthetic
+    source has no tokenizer and random ids, so any smoothing is accepted there."""
+    if cfg.data.source == "synthetic":
+        return
+    from egosim.egom2p.tokenizers import load
+
+    for m, sigma in cfg.ordinal_smoothing.items():
+        if sigma and m in cfg.modalities and not load(m).ordinal_ids:
+            raise ConfigValueError(f"ordinal_smoothing.{m}", f"ordinal_smoothing.{m}: the "
+                                   f"shipped {m} tokenizer's ids are not ordinal bins (only "
+                                   "the camera's pca code is); remove the key or set it to 0")
 
 
 def _device(cfg: TrainModelConfig, local_rank: int) -> torch.device:
@@ -734,6 +750,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
     import torch.distributed as dist
     from tqdm.auto import tqdm
 
+    check_ordinal_smoothing(cfg)
     torch.set_num_threads(cfg.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -773,7 +790,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         elapsed0 = float(state.get("elapsed_s", 0.0))
         resumed_data = state.get("data")
         _set_rng_state(state["rng"])
-    net: nn.Module = _Loss(model)
+    net: nn.Module = _Loss(model, cfg.ordinal_smoothing)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None,

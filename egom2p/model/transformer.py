@@ -498,34 +498,67 @@ class EgoM2P(nn.Module):
                                                          strict=True))  # type: ignore[return-value]
         return factors[0].long()
 
-    def token_nll(self, modality: str, hidden: torch.Tensor, targets: torch.Tensor
-                  ) -> torch.Tensor:
-        """Cross-entropy ``(K,)`` of ``targets`` ``(K,)`` under ``hidden`` ``(K, dim)``."""
+    def token_nll(self, modality: str, hidden: torch.Tensor, targets: torch.Tensor,
+                  smoothing: float = 0.0) -> torch.Tensor:
+        """Cross-entropy ``(K,)`` of ``targets`` ``(K,)`` under ``hidden`` ``(K, dim)``.
+
+        ``smoothing`` > 0 (ordinal ids only; not for a factorized video head): the target is
+        :func:`ordinal_targets` of that standard deviation in ids instead of the one-hot id.
+        """
         tok = self.enc_emb[modality].token
         if isinstance(tok, FactorizedTokenEmbedding):
+            if smoothing:
+                raise ValueError(f"{modality}: ordinal smoothing needs a plain head over "
+                                 "ordinal ids, not a factorized video head")
             digits = tok.digits_of(targets)
             parts = tok.digit_logits(hidden.float())
             return sum(F.cross_entropy(p, digits[:, k], reduction="none")
                        for k, p in enumerate(parts))  # type: ignore[return-value]
-        return F.cross_entropy(hidden.float() @ tok.weight.float().t(), targets,
-                               reduction="none")
+        logits = hidden.float() @ tok.weight.float().t()
+        if smoothing:
+            return F.cross_entropy(logits, ordinal_targets(targets, logits.shape[-1],
+                                                           smoothing), reduction="none")
+        return F.cross_entropy(logits, targets, reduction="none")
 
-    def loss(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]]
+    def loss(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]],
+             smoothing: Mapping[str, float] | None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss: per-modality mean cross-entropy over its target tokens (nats),
         averaged over the modalities that have targets (4M's per-modality loss).
+
+        Args:
+            mod_dict: 4M-style inputs and targets (:meth:`forward`).
+            smoothing: per modality, the ordinal smoothing of :meth:`token_nll` (ids).
 
         Returns:
             ``(total scalar, {modality: scalar})``.
         """
         out = self(mod_dict)
+        smoothing = smoothing or {}
         per: dict[str, torch.Tensor] = {}
         for m, (hidden, idx, valid) in out.items():
             target = torch.gather(mod_dict[m]["tensor"].long(), 1, idx)
-            nll = self.token_nll(m, hidden[valid], target[valid])
+            nll = self.token_nll(m, hidden[valid], target[valid], smoothing.get(m, 0.0))
             per[m] = nll.mean()
         if not per:
             zero = sum(p.sum() for p in self.parameters()) * 0.0
             return zero, {}
         total = torch.stack(list(per.values())).mean()
         return total, per
+
+
+def ordinal_targets(ids: torch.Tensor, vocab: int, sigma: float) -> torch.Tensor:
+    """Discretised Gaussian targets around ordinal ids.
+
+    Args:
+        ids: ``(K,)`` int64 true ids in ``[0, vocab)``.
+        vocab: vocabulary size ``V``.
+        sigma: standard deviation in ids (> 0).
+
+    Returns:
+        ``(K, V)`` float32 rows summing to 1, ``exp(-(v - id)^2 / (2 sigma^2))`` normalised
+        over the vocabulary (so bins near an edge give their share to the inner side).
+    """
+    v = torch.arange(vocab, device=ids.device, dtype=torch.float32)
+    w = torch.exp(-0.5 * ((v[None] - ids.float()[:, None]) / sigma) ** 2)
+    return w / w.sum(-1, keepdim=True)

@@ -15,7 +15,7 @@ name       module                                      design
 rgb        :mod:`~egosim.egom2p.tokenizers.video`      causal 3-D conv autoencoder, FSQ
 depth      :mod:`~egosim.egom2p.tokenizers.video`      the same, log depth min-max per clip
 camera     :mod:`~egosim.egom2p.tokenizers.pca_code`   PCA of ``camera_9d``, Lloyd-Max levels
-gaze       :mod:`~egosim.egom2p.tokenizers.sequence`   Transformer VQ-VAE of ``[x, y, valid]``
+gaze       :mod:`~egosim.egom2p.tokenizers.dpcm_code`  closed-loop predictive k-means code
 =========  ==========================================  ===================================
 
 :data:`TOKENIZERS` is the table of names -> builders (``model section -> Tokenizer``); the

@@ -60,11 +60,14 @@ class Tokenizer(nn.Module):
         name: the tokenizer's (and modality's) name: ``rgb``, ``depth``, ``camera``, ``gaze``.
         vocab_size: ids are in ``[0, vocab_size)``.
         clip_keys: the clip entries :meth:`encode` reads and :meth:`decode` writes.
+        ordinal_ids: whether ids are ordinal bins of one value per token (ids close in value
+            decode close; the camera's pca code), which the model's ordinal smoothing needs.
     """
 
     name: str
     vocab_size: int
     clip_keys: tuple[str, ...]
+    ordinal_ids: bool = False
 
     def num_tokens(self, height: int = 64, width: int = 64) -> int:
         """Tokens of one clip (video: of ``(height, width)`` frames)."""

@@ -225,6 +225,12 @@ _DESIGN = {
             "(60, 3): Conv1d kernel = stride = 2 -> 30 tokens, Transformer encoder and "
             "decoder, {quantizer}; MSE on x, y masked by validity plus MSE on the valid "
             "channel.",
+    "gaze_dpcm": "Closed-loop predictive code (egosim.egom2p.tokenizers.dpcm_code) of the "
+                 "gaze (60, 2): token t is the k-means code (256 of them, fitted to the "
+                 "training clips) of samples 2t and 2t + 1 as offsets from the last "
+                 "reconstructed sample (token 0: of the positions, its own codebook), chosen "
+                 "with a one-token lookahead; invalid samples are interpolated and decoded "
+                 "as valid inside the image. Fitted, not trained: no Transformer.",
 }
 
 
@@ -245,6 +251,8 @@ def design_text(tokenizer: Tokenizer) -> str:
     quantizer = getattr(getattr(tokenizer, "cfg", None), "quantizer", None)
     if tokenizer.name == "camera" and quantizer == "pca":
         return _DESIGN["camera_pca"]
+    if tokenizer.name == "gaze" and quantizer == "dpcm":
+        return _DESIGN["gaze_dpcm"]
     return _DESIGN[tokenizer.name].format(quantizer=_QUANTIZERS.get(str(quantizer), ""))
 
 

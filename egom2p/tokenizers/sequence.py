@@ -1,4 +1,4 @@
-"""Transformer VQ-VAE tokenizers of the 60-sample sequences: camera and gaze.
+"""Tokenizers of the 60-sample sequences, camera and gaze: Transformer VQ-VAEs and fitted codes.
 
 EgoM2P's design: a Conv1d (kernel = stride = ``patch`` = 2) turns 60 samples (30 fps, 2 s)
 into 30 tokens, a Transformer encoder, a vector quantiser (256 codes of width 32, cosine
@@ -26,6 +26,10 @@ size by 3x in ATE on stream clips).
   (zeroed where invalid) and ``gaze_valid`` ``(B, 60)``; the x, y error is masked by
   validity, the valid channel is fitted everywhere; decoded ``gaze_valid`` is its output
   above 0.5.
+- ``quantizer: dpcm`` (gaze only; the shipped gaze tokenizer): no Transformer, a
+  closed-loop predictive code fitted to the training clips (:mod:`.dpcm_code`): each token
+  the k-means code of its two samples' offsets from the last reconstructed sample; same
+  input and outputs (decoded ``gaze_valid``: the reconstruction inside the image).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from egosim.egom2p.modalities import POSE_SAMPLES, sequence_positions
 from egosim.egom2p.tokenizer_config import SequenceModelSection
 
 from .base import Batch, Tokenizer, as_tensor
+from .dpcm_code import DPCMCode
 from .pca_code import PCACode
 
 __all__ = ["SequenceTokenizer", "SequenceVQVAE"]
@@ -146,9 +151,15 @@ class SequenceTokenizer(Tokenizer):
                                                                           "gaze_valid")
         if self.cfg.quantizer == "pca" and name != "camera":
             raise ValueError(f"quantizer 'pca' is for the camera tokenizer, not {name!r}")
-        self.net: SequenceVQVAE | PCACode = (
-            PCACode(_CHANNELS[name], self.cfg) if self.cfg.quantizer == "pca"
-            else SequenceVQVAE(_CHANNELS[name], self.cfg))
+        if self.cfg.quantizer == "dpcm" and name != "gaze":
+            raise ValueError(f"quantizer 'dpcm' is for the gaze tokenizer, not {name!r}")
+        self.net: SequenceVQVAE | PCACode | DPCMCode
+        if self.cfg.quantizer == "pca":
+            self.net = PCACode(_CHANNELS[name], self.cfg)
+        elif self.cfg.quantizer == "dpcm":
+            self.net = DPCMCode(_CHANNELS[name], self.cfg)
+        else:
+            self.net = SequenceVQVAE(_CHANNELS[name], self.cfg)
         self.vocab_size = self.cfg.codebook_size
         self.translation_weight = 1.0  # camera loss; set by the trainer from its config
         if name == "camera":  # the z-scoring of camera_9d, saved with the weights
@@ -166,16 +177,26 @@ class SequenceTokenizer(Tokenizer):
 
     @property
     def fitted_code(self) -> bool:
-        """Whether :meth:`fit` must see the training clips before use (``quantizer: pca``)."""
+        """Whether :meth:`fit` must see the training clips before use (``quantizer: pca`` or
+        ``dpcm``)."""
+        return isinstance(self.net, (PCACode, DPCMCode))
+
+    @property
+    def ordinal_ids(self) -> bool:  # type: ignore[override]
+        """Whether the ids are ordinal bins (``quantizer: pca``: each id a sorted level of
+        its token's coefficient)."""
         return isinstance(self.net, PCACode)
 
     def fit(self, batch: Batch) -> None:
-        """Fit a ``quantizer: pca`` camera code (:mod:`.pca_code`) to training clips
-        (``batch``: their ``camera`` or ``camera_9d`` entries, all of them); the other
+        """Fit a ``quantizer: pca`` camera code (:mod:`.pca_code`) or a ``quantizer: dpcm``
+        gaze code (:mod:`.dpcm_code`) to training clips (``batch``: their ``camera`` or
+        ``camera_9d``, or ``gaze`` and ``gaze_valid`` entries, all of them); the other
         quantisers learn by gradient only, and for them this does nothing."""
         if isinstance(self.net, PCACode):
             x, _ = self.to_input(batch)
             self.net.fit(x, self.stats_std)
+        elif isinstance(self.net, DPCMCode):
+            self.net.fit(self.to_input(batch)[0])
 
     def score_poses(self, poses: torch.Tensor) -> torch.Tensor:
         """Canonical camera-to-world poses ``(B, 60, 4, 4)`` -> their ``camera_9d``
@@ -253,6 +274,7 @@ class SequenceTokenizer(Tokenizer):
         if isinstance(self.net, PCACode):  # the fitted code's error (nothing to train)
             mse = self.net.vector_error(recon, x)
             return {"total": mse + commit, "mse": mse, "commit": commit}
+        recon = recon.to(x.dtype)
         if valid is None:  # camera: the translation dims weigh translation_weight
             w = recon.new_ones(9)
             w[6:] = self.translation_weight

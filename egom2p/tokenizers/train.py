@@ -74,11 +74,11 @@ class Trainer:
         if cfg.modality == "camera" and train.camera_stats is not None:
             self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
         start = time.perf_counter()
-        if getattr(self.tokenizer, "fitted_code", False):  # camera pca: all clips, no rng
+        if getattr(self.tokenizer, "fitted_code", False):  # pca, dpcm: all clips, no rng
             self.tokenizer.fit(train.batch(np.arange(len(train))))  # type: ignore[attr-defined]
         fit_s = time.perf_counter() - start
         self.tokenizer.train()
-        params = list(self.tokenizer.parameters())  # none for a fitted code (camera pca)
+        params = list(self.tokenizer.parameters())  # none for a fitted code (camera pca, gaze dpcm)
         self.opt = torch.optim.AdamW(params, lr=self.section.lr,
                                      weight_decay=self.section.weight_decay) if params else None
         self.step = 0
