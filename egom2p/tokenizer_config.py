@@ -125,6 +125,21 @@ class _TrainSection(StrictModel):
     warmup_steps: int = Field(50, ge=0, description="linear warm-up steps")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, ge=0.0, description="gradient-norm clip (0 = none)")
+    init_from: str | None = Field(None, description="start from this tokenizer checkpoint "
+                                  "(a path, or 'shipped': the shipped one); its architecture "
+                                  "must be the model section's (null: random init)")
+    train_parts: Literal["all", "decoder"] = Field(
+        "all", description="decoder: only the decoder learns, the encoder and quantiser "
+        "stay as init_from has them, so every clip keeps its token ids (a token cache and a "
+        "model trained on them stay valid); all: the whole autoencoder")
+
+    @model_validator(mode="after")
+    def _decoder_needs_a_start(self) -> _TrainSection:
+        if self.train_parts == "decoder" and self.init_from is None:
+            raise ConfigValueError(("train_parts", "init_from"), "train_parts=decoder keeps "
+                                   "the encoder of a trained tokenizer: set init_from (a "
+                                   "checkpoint path or 'shipped')")
+        return self
 
 
 class VideoTrainSection(_TrainSection):

@@ -515,7 +515,10 @@ def test_a_run_writes_its_summary_and_an_export_load_model_reads(tmp_path: Path)
         assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], want), k
     stored = read_checkpoint(tmp_path / "export" / "tiny.pt")["state_dict"]
     assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
-    assert "tiny" in (tmp_path / "export" / "tiny.md").read_text()
+    card = (tmp_path / "export" / "tiny.md").read_text()
+    assert "tiny" in card
+    # the camera's loss is to its ordinal-smoothed target (the default): the card says so
+    assert "ordinal-smoothed target (std 4 ids; floor 2.81, uniform 5.545)" in card
     with pytest.raises(FileNotFoundError, match="egosim egom2p train"):
         load_model(tmp_path / "missing.pt")
 

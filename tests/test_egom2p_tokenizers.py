@@ -161,6 +161,55 @@ def test_training_a_few_steps_reduces_the_loss(tmp_path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["depth", "gaze"])
+def test_decoder_only_training_keeps_every_token_id_and_lowers_the_loss(tmp_path, name: str
+                                                                       ) -> None:
+    start = _trainer(tmp_path, name, steps=10)
+    for _ in range(10):
+        start.train_step()
+    init = tmp_path / "init.pt"
+    tokenizers.save_checkpoint(start.tokenizer, init, start.step, {})
+    cfg = _tiny_config(tmp_path, name, steps=20)
+    section = getattr(cfg, name).model_copy(update={"init_from": str(init),
+                                                    "train_parts": "decoder", "lr": 1e-2})
+    cfg = cfg.model_copy(update={name: section})
+    trainer = Trainer(cfg, _clips(name, 4))
+    probe = trainer.train.batch([0, 1, 2, 3])
+    start.tokenizer.eval()
+    ids = start.tokenizer.encode(probe)
+    before = {k: v.clone() for k, v in trainer.tokenizer.state_dict().items()}
+
+    def loss() -> float:
+        with torch.no_grad():
+            trainer.tokenizer.eval()
+            value = float(trainer.tokenizer.loss(probe)["mse"])
+            trainer.tokenizer.train()
+            return value
+
+    first = loss()
+    for _ in range(20):
+        trainer.train_step()
+    trainer.tokenizer.eval()
+    assert torch.equal(trainer.tokenizer.encode(probe), ids)
+    after = trainer.tokenizer.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(("net.dec_", "net.decoder.", "net.head."))
+                           for k in changed), changed
+    assert loss() < first
+
+
+def test_decoder_only_training_needs_a_start_and_the_same_architecture(tmp_path) -> None:
+    with pytest.raises(ValueError, match="init_from"):
+        TrainTokenizerConfig.model_validate({"depth": {"train_parts": "decoder"}})
+    other = tokenizers.build("depth", {**TINY["depth"], "width": 24})
+    path = tokenizers.save_checkpoint(other, tmp_path / "other.pt", 0, {})
+    cfg = _tiny_config(tmp_path, "depth")
+    cfg = cfg.model_copy(update={"depth": cfg.depth.model_copy(update={
+        "init_from": str(path), "train_parts": "decoder"})})
+    with pytest.raises(ValueError, match="init_from"):
+        Trainer(cfg, _clips("depth", 4))
+
+
+@pytest.mark.parametrize("name", ["depth", "gaze"])
 def test_resume_equals_an_uninterrupted_run(tmp_path, name: str) -> None:
     straight = _trainer(tmp_path, name, steps=6)
     for _ in range(6):

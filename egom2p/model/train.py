@@ -707,11 +707,27 @@ def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[s
              f"- Budgets: {info.get('input_budget')} input + {info.get('target_budget')} "
              f"target tokens per sample; batch {info.get('batch_size')}.",
              "- Final training losses (cross-entropy, nats, mean of the last 50 steps): "
-             + (", ".join(f"{m} {v:.3f}" for m, v in losses.items()) or "none") + ".",
+             + (", ".join(f"{m} {v:.3f}" for m, v in losses.items()) or "none") + "."
+             + _smoothing_note(info.get("config", {}), model),
              "", "Config:", "", "```json", __import__("json").dumps(info.get("config", {}),
                                                                   indent=1), "```", ""]
     write_text(folder / f"{name}.md", "\n".join(lines))
     return path
+
+
+def _smoothing_note(config: Mapping[str, Any], model: EgoM2P) -> str:
+    """The card's note on losses to ordinal-smoothed targets (their floor is the target's
+    own entropy), or ''."""
+    from .transformer import ordinal_targets
+
+    parts = []
+    for m, sigma in (config.get("ordinal_smoothing") or {}).items():
+        if sigma and m in model.vocab:
+            t = ordinal_targets(torch.tensor([model.vocab[m] // 2]), model.vocab[m], sigma)[0]
+            floor = float(-(t * t.clamp_min(1e-30).log()).sum())
+            parts.append(f"{m} is to its ordinal-smoothed target (std {sigma:g} ids; floor "
+                         f"{floor:.2f}, uniform {math.log(model.vocab[m]):.3f})")
+    return (" The " + "; ".join(parts) + ".") if parts else ""
 
 
 def params_digest(model: nn.Module) -> str:

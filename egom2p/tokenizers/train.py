@@ -47,6 +47,9 @@ from .clip_data import ClipSet, load_clips
 __all__ = ["Trainer", "evaluate_export", "export", "resume_state", "run"]
 
 _STATE_KEYS = ("format", "name", "model", "state_dict", "step", "optimizer")
+# parameter names of the decoders (video: CausalVideoAutoencoder.dec_*; sequence VQ-VAE:
+# decoder and head), the ones train_parts=decoder trains
+_DECODER_PREFIXES = ("net.dec_", "net.decoder.", "net.head.")
 
 
 class Trainer:
@@ -73,16 +76,55 @@ class Trainer:
                 self.section.translation_weight)  # type: ignore[union-attr]
         if cfg.modality == "camera" and train.camera_stats is not None:
             self.tokenizer.set_camera_stats(*train.camera_stats)  # type: ignore[attr-defined]
+        if self.section.init_from is not None:
+            self._load_init(self.section.init_from)
         start = time.perf_counter()
         if getattr(self.tokenizer, "fitted_code", False):  # pca, dpcm: all clips, no rng
             self.tokenizer.fit(train.batch(np.arange(len(train))))  # type: ignore[attr-defined]
         fit_s = time.perf_counter() - start
         self.tokenizer.train()
-        params = list(self.tokenizer.parameters())  # none for a fitted code (camera pca, gaze dpcm)
+        params = self.params = self.trained_parameters()  # none for a fitted code
         self.opt = torch.optim.AdamW(params, lr=self.section.lr,
                                      weight_decay=self.section.weight_decay) if params else None
         self.step = 0
         self.elapsed_s = fit_s
+
+    def _load_init(self, source: str) -> None:
+        """Start from the weights of checkpoint ``source`` (a path or ``'shipped'``)."""
+        from . import checkpoint_path
+
+        path = checkpoint_path(self.cfg.modality) if source == "shipped" else Path(source)
+        state = read_checkpoint(path)
+        if state["name"] != self.cfg.modality or state["model"] != \
+                self.tokenizer.model_config():
+            raise ValueError(f"init_from {path} holds a {state['name']!r} tokenizer of "
+                             f"{state['model']}, the config asks for {self.cfg.modality!r} "
+                             f"of {self.tokenizer.model_config()}")
+        self.tokenizer.load_state_dict(state["state_dict"])
+
+    def trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates: all of them, or with ``train_parts:
+        decoder`` those of the decoder (the rest get ``requires_grad = False``)."""
+        if self.section.train_parts == "all":
+            return list(self.tokenizer.parameters())
+        out = []
+        for name, p in self.tokenizer.named_parameters():
+            p.requires_grad_(name.startswith(_DECODER_PREFIXES))
+            if p.requires_grad:
+                out.append(p)
+        if not out:
+            raise ValueError(f"the {self.cfg.modality} tokenizer has no decoder parameters "
+                             "(a fitted code): train_parts=decoder does not apply")
+        return out
+
+    def _set_modes(self) -> None:
+        """Training mode, but with ``train_parts: decoder`` the encoder side in eval mode:
+        a VQ codebook's EMA and dead-code updates would otherwise move the codes."""
+        self.tokenizer.train()
+        if self.section.train_parts == "decoder":
+            for name, module in self.tokenizer.net.named_children():
+                if not f"net.{name}.".startswith(_DECODER_PREFIXES):
+                    module.eval()
 
     def lr(self, step: int) -> float:
         """Learning rate of ``step``: linear warm-up, then cosine decay to
@@ -108,6 +150,7 @@ class Trainer:
             flip = torch.from_numpy(rng.random(s.batch_size) < 0.5)
         torch_seed = int(rng.integers(0, 2**62))
         lr = self.lr(self.step)
+        self._set_modes()
         for group in self.opt.param_groups:
             group["lr"] = lr
         with torch.random.fork_rng():
@@ -116,7 +159,7 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             if s.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.tokenizer.parameters(), s.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip)
             self.opt.step()
         self.step += 1
         return {**{k: float(v.detach()) for k, v in losses.items()}, "lr": lr}
