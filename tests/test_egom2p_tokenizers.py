@@ -45,6 +45,15 @@ def _tiny_config(tmp_path, name: str, steps: int = 4, **top) -> TrainTokenizerCo
         "progress": False, "tensorboard": False, "checkpoint_every": 2, **top})
 
 
+def _probe_mse(trainer: Trainer, probe: dict) -> float:
+    """The tokenizer's reconstruction MSE on ``probe`` in eval mode (left in train mode)."""
+    with torch.no_grad():
+        trainer.tokenizer.eval()
+        value = float(trainer.tokenizer.loss(probe)["mse"])
+        trainer.tokenizer.train()
+        return value
+
+
 def _trainer(tmp_path, name: str, steps: int = 4) -> Trainer:
     cfg = _tiny_config(tmp_path, name, steps)
     return Trainer(cfg, _clips(name, 4))
@@ -147,17 +156,10 @@ def test_training_a_few_steps_reduces_the_loss(tmp_path, name: str) -> None:
     trainer.section = trainer.section.model_copy(update={"lr": 1e-2})
     probe = trainer.train.batch([0, 1, 2, 3])
 
-    def loss() -> float:
-        with torch.no_grad():
-            trainer.tokenizer.eval()
-            value = float(trainer.tokenizer.loss(probe)["mse"])
-            trainer.tokenizer.train()
-            return value
-
-    before = loss()
+    before = _probe_mse(trainer, probe)
     for _ in range(30):
         trainer.train_step()
-    assert loss() < 0.8 * before
+    assert _probe_mse(trainer, probe) < 0.8 * before
 
 
 @pytest.mark.parametrize("name", ["depth", "gaze"])
@@ -178,14 +180,7 @@ def test_decoder_only_training_keeps_every_token_id_and_lowers_the_loss(tmp_path
     ids = start.tokenizer.encode(probe)
     before = {k: v.clone() for k, v in trainer.tokenizer.state_dict().items()}
 
-    def loss() -> float:
-        with torch.no_grad():
-            trainer.tokenizer.eval()
-            value = float(trainer.tokenizer.loss(probe)["mse"])
-            trainer.tokenizer.train()
-            return value
-
-    first = loss()
+    first = _probe_mse(trainer, probe)
     for _ in range(20):
         trainer.train_step()
     trainer.tokenizer.eval()
@@ -194,7 +189,7 @@ def test_decoder_only_training_keeps_every_token_id_and_lowers_the_loss(tmp_path
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith(("net.dec_", "net.decoder.", "net.head."))
                            for k in changed), changed
-    assert loss() < first
+    assert _probe_mse(trainer, probe) < first
 
 
 def test_decoder_only_training_needs_a_start_and_the_same_architecture(tmp_path) -> None:

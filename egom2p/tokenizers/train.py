@@ -95,12 +95,16 @@ class Trainer:
 
         path = checkpoint_path(self.cfg.modality) if source == "shipped" else Path(source)
         state = read_checkpoint(path)
+        self._check_same(state, f"init_from {path}")
+        self.tokenizer.load_state_dict(state["state_dict"])
+
+    def _check_same(self, state: dict[str, Any], what: str) -> None:
+        """Refuse a checkpoint ``state`` of another tokenizer or architecture."""
         if state["name"] != self.cfg.modality or state["model"] != \
                 self.tokenizer.model_config():
-            raise ValueError(f"init_from {path} holds a {state['name']!r} tokenizer of "
+            raise ValueError(f"{what} holds a {state['name']!r} tokenizer of "
                              f"{state['model']}, the config asks for {self.cfg.modality!r} "
                              f"of {self.tokenizer.model_config()}")
-        self.tokenizer.load_state_dict(state["state_dict"])
 
     def trained_parameters(self) -> list[torch.nn.Parameter]:
         """The parameters the optimiser updates: all of them, or with ``train_parts:
@@ -180,11 +184,7 @@ class Trainer:
         Raises:
             ValueError: a checkpoint of another tokenizer or architecture.
         """
-        if state["name"] != self.cfg.modality or state["model"] != \
-                self.tokenizer.model_config():
-            raise ValueError(f"the checkpoint holds a {state['name']!r} tokenizer of "
-                             f"{state['model']}, the config asks for {self.cfg.modality!r} "
-                             f"of {self.tokenizer.model_config()}")
+        self._check_same(state, "the checkpoint")
         self.tokenizer.load_state_dict(state["state_dict"])
         if self.opt is not None:
             self.opt.load_state_dict(state["optimizer"])
