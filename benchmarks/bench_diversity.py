@@ -13,11 +13,13 @@ interruption continues, and ``--reuse`` prints the table of finished runs):
 2. one model per cache, the same config and budget (``egosim egom2p train``:
    ``--size`` tiny by default, ``--steps`` steps of 16 clips, ``task_fraction`` 0.5 as the
    shipped CPU config, 1 thread each, both run at once);
-3. ``egosim egom2p eval`` of each (the defaults: 12 held-out apartment clips of seeds
-   [1000, 1200) and 12 of pybullet samurai / stadium), both at once;
+3. ``egosim egom2p eval`` of each (``--eval-clips`` held-out apartment clips of seeds
+   [1000, 1200) and as many of pybullet samurai / stadium; default 12, the eval's), both at
+   once;
 4. a table: every model figure of both runs, apartments and unseen, and the ratio.
 
-    python benchmarks/bench_diversity.py [--steps 600] [--size tiny] [--clips 600] [--reuse]
+    python benchmarks/bench_diversity.py [--steps 600] [--size tiny] [--clips 600]
+        [--eval-clips 12] [--root runs/egom2p] [--reuse]
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--size", default="tiny")
     ap.add_argument("--clips", type=int, default=600)
+    ap.add_argument("--eval-clips", type=int, default=12,
+                    help="held-out clips per group (apartments, unseen) of each eval")
     ap.add_argument("--root", default="runs/egom2p")
     ap.add_argument("--reuse", action="store_true", help="keep finished evaluations")
     args = ap.parse_args()
@@ -78,12 +82,13 @@ def main() -> None:
                     "tensorboard=false"] for n, d in caches.items() if not ckpt[n].is_file()])
     out = {n: root / f"div_eval_{n}" for n in caches}
     run_all([exe + ["eval", f"model={ckpt[n]}", "specialist=null", "progress=false",
-                    f"output_dir={out[n]}"]
+                    f"clips={args.eval_clips}", f"output_dir={out[n]}"]
              for n in caches if not (args.reuse and (out[n] / "results.json").is_file())])
     res = {n: json.loads((out[n] / "results.json").read_text()) for n in caches}
     res = {n: r["results"] for n, r in res.items()}
     print(f"\n{args.size} model, {args.steps} steps x 16 clips, {args.clips} training clips "
-          "each; eval defaults (12 held-out apartment clips, 12 unseen-scene clips)\n")
+          f"each; eval of {args.eval_clips} held-out apartment clips and {args.eval_clips} "
+          "unseen-scene clips\n")
     print("| figure | many seeds | 1 seed | many seeds unseen | 1 seed unseen | unseen: "
           "many better by |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from egosim.config import load_config
 from egosim.egom2p import tokenizers
 from egosim.egom2p.modalities import MODALITY_INFO, modality_info, video_grid
 from egosim.egom2p.tokenizer_config import (
@@ -293,7 +294,15 @@ def test_cli_trains_a_tiny_tokenizer(tmp_path) -> None:
             f"export_dir={tmp_path / 'export'}", "progress=false", "tensorboard=false"]
     assert main(argv) == 0
     assert (tmp_path / "export" / "gaze.pt").is_file()
-    assert "## Metrics" in (tmp_path / "export" / "gaze.md").read_text()
+    card = (tmp_path / "export" / "gaze.md").read_text()
+    assert "## Metrics" in card
+    # the card's retrain command carries the section's overrides: parsed back, it gives the
+    # same section as the run had
+    command = card.split("## Retrain\n```\n")[1].split("\n")[0].split()
+    assert "gaze.steps=2" in command and "gaze.batch_size=2" in command
+    ran = load_config("egom2p_tokenizer", argv[2:], schema=TrainTokenizerConfig)
+    again = load_config("egom2p_tokenizer", command[3:], schema=TrainTokenizerConfig)
+    assert again.section() == ran.section()
     assert main(["egom2p", "train-tokenizer", "modality=semantic"]) == 2
 
 

@@ -34,7 +34,8 @@ from egosim.egom2p.tokenizer_config import TrainTokenizerConfig
 from .base import Tokenizer
 from .clip_data import ClipSet
 
-__all__ = ["TARGETS", "baseline", "evaluate", "interpolate_every", "write_model_card"]
+__all__ = ["TARGETS", "baseline", "evaluate", "interpolate_every", "section_overrides",
+           "write_model_card"]
 
 TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "rgb": [("psnr_db", ">=", 25.0, "PSNR (dB)"),
@@ -256,6 +257,25 @@ def design_text(tokenizer: Tokenizer) -> str:
     return _DESIGN[tokenizer.name].format(quantizer=_QUANTIZERS.get(str(quantizer), ""))
 
 
+def section_overrides(cfg: TrainTokenizerConfig) -> list[str]:
+    """The command-line overrides (``NAME.key=value``, dotted into sub-sections such as
+    ``model``) that give the trained modality's section its values: every key that differs
+    from the schema's default for that section, in schema order."""
+    default = type(cfg)(modality=cfg.modality).section().model_dump(mode="json")
+    out: list[str] = []
+
+    def walk(prefix: str, value: Any, base: Any) -> None:
+        if isinstance(value, dict) and isinstance(base, dict):
+            for key, v in value.items():
+                walk(f"{prefix}.{key}", v, base.get(key))
+        elif value != base:
+            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            out.append(f"{prefix}={text}")
+
+    walk(cfg.modality, cfg.section().model_dump(mode="json"), default)
+    return out
+
+
 def write_model_card(path: Path, tokenizer: Tokenizer, cfg: TrainTokenizerConfig,
                      info: dict[str, Any]) -> Path:
     """Write the model card of an exported tokenizer (markdown), atomic."""
@@ -277,8 +297,8 @@ def write_model_card(path: Path, tokenizer: Tokenizer, cfg: TrainTokenizerConfig
         "(16 frames), poses and gaze at 30 fps (60 samples).", "",
         "## Retrain",
         "```",
-        f"egosim egom2p train-tokenizer modality={name} "
-        f"export_dir=egom2p/tokenizers/checkpoints",
+        " ".join(["egosim egom2p train-tokenizer", f"modality={name}",
+                  *section_overrides(cfg), "export_dir=egom2p/tokenizers/checkpoints"]),
         "```",
         "(config `configs/egom2p_tokenizer.yaml`, section `" + name + "`; "
         "`egosim.egom2p.tokenizers.train.run(cfg)`)", "",
