@@ -18,19 +18,22 @@ poses by Gram-Schmidt for the metrics. Rows:
 - ``conv probe``: a small 3-D conv net (two 3x3x3 convolutions of 96 channels, one strided
   of 128, two linear layers), AdamW with a one-cycle schedule, MSE on ``camera_9d``,
   ``--steps`` steps of 64 clips;
-- ``egom2p``: the shipped (or ``--model``) EgoM2P model's ``predict(model, clip, "camera")``.
+- ``egom2p``: the shipped EgoM2P model's ``predict(model, clip, "camera")``, or each of
+  ``--model PATH ...`` (any checkpoint that predicts the camera from RGB: the generalist,
+  a camera specialist); ``--no-probes`` scores only these and the mean trajectory.
 
 Metrics (``egosim.egom2p.metrics.camera_metrics``): ATE after the best rotation, Sim(3) ATE,
 RTE, RRE, means over the held-out clips.
 
     python benchmarks/bench_camera_probe.py [--train 3000] [--holdout 128] [--steps 2000]
-        [--model PATH] [--threads 1]
+        [--model PATH ...] [--no-probes] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +42,10 @@ from torch import nn
 from tqdm import tqdm
 
 
-def load_clips(folder: Path, n: int) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """The first ``n`` clips of a clip-cache folder: rgb ``(n, 16, H, W, 3)`` uint8, camera
-    ``(n, 60, 4, 4)``, and their files."""
+def load_clips(folder: Path, n: int, with_rgb: bool = True
+               ) -> tuple[np.ndarray | None, np.ndarray, list[Path]]:
+    """The first ``n`` clips of a clip-cache folder: rgb ``(n, 16, H, W, 3)`` uint8 (None
+    without ``with_rgb``), camera ``(n, 60, 4, 4)``, and their files."""
     files = sorted(folder.glob("*.npz"))[:n]
     if len(files) < n:
         raise SystemExit(f"{folder} holds {len(files)} clips, {n} wanted: build the clip cache "
@@ -49,9 +53,10 @@ def load_clips(folder: Path, n: int) -> tuple[np.ndarray, np.ndarray, list[Path]
     rgb, cam = [], []
     for f in tqdm(files, desc=f"read {folder.name}", leave=False):
         with np.load(f) as z:
-            rgb.append(z["rgb"])
+            if with_rgb:
+                rgb.append(z["rgb"])
             cam.append(z["camera"])
-    return np.stack(rgb), np.stack(cam), files
+    return (np.stack(rgb) if with_rgb else None), np.stack(cam), files
 
 
 def token_codes(rgb: np.ndarray, batch: int = 32) -> torch.Tensor:
@@ -79,6 +84,39 @@ def conv_probe(levels: int, frames: int, h: int, w: int) -> nn.Module:
         nn.Flatten(), nn.Linear(flat, 256), nn.GELU(), nn.Linear(256, 60 * 9))
 
 
+def probe_rows(x_tr: torch.Tensor, x_ho: torch.Tensor, y_tr: torch.Tensor,
+               y_mean: torch.Tensor, score: Callable[[torch.Tensor], dict[str, float]],
+               steps: int) -> list[tuple[str, dict[str, float], str]]:
+    """The ridge and conv-probe rows: codes ``(n, levels, 5, h, w)`` of the training and
+    held-out clips, training targets ``y_tr`` ``(n, 540)`` and their mean; ``score`` maps
+    held-out predictions ``(m, 540)`` to camera metrics. Returns (name, metrics, time) rows."""
+    rows: list[tuple[str, dict[str, float], str]] = []
+    a, b = x_tr.reshape(len(x_tr), -1), x_ho.reshape(len(x_ho), -1)
+    for lam in (100.0, 1000.0):
+        t0 = time.perf_counter()
+        weights = torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1]), a.T @ (y_tr - y_mean))
+        rows.append((f"ridge ({lam:g})", score(b @ weights + y_mean),
+                     f"{time.perf_counter() - t0:.0f} s"))
+
+    net = conv_probe(*x_tr.shape[1:])
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in tqdm(range(steps), desc="conv probe", leave=False):
+        idx = torch.randint(0, len(x_tr), (64,), generator=gen)
+        loss = ((net(x_tr[idx]) - (y_tr[idx] - y_mean)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        pred = net(x_ho) + y_mean
+    rows.append((f"conv probe ({steps} steps)", score(pred),
+                 f"{time.perf_counter() - t0:.0f} s"))
+    return rows
+
+
 def main() -> None:
     """Run the probes and print the table (module docstring)."""
     from egosim.egom2p.camera_9d import camera_9d, decode_9d, load_stats
@@ -89,17 +127,18 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=3000)
     ap.add_argument("--holdout", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--model", default=None, help="EgoM2P checkpoint (default: the shipped one)")
+    ap.add_argument("--model", nargs="+", default=[None],
+                    help="EgoM2P checkpoints to score (default: the shipped one)")
+    ap.add_argument("--no-probes", action="store_true", help="score only the model(s)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cache = Path(args.cache)
 
-    rgb_tr, cam_tr, _ = load_clips(cache / "train", args.train)
-    rgb_ho, cam_ho, files_ho = load_clips(cache / "holdout", args.holdout)
-    x_tr, x_ho = token_codes(rgb_tr), token_codes(rgb_ho)
-    del rgb_tr
+    with_codes = not args.no_probes
+    rgb_tr, cam_tr, _ = load_clips(cache / "train", args.train, with_rgb=with_codes)
+    rgb_ho, cam_ho, files_ho = load_clips(cache / "holdout", args.holdout, with_rgb=with_codes)
     stats = load_stats()
     y_tr = torch.from_numpy(camera_9d(cam_tr, stats)).float().reshape(len(cam_tr), -1)
     y_mean = y_tr.mean(0)
@@ -110,41 +149,22 @@ def main() -> None:
         return camera_metrics(cam_ho, poses)
 
     rows.append(("mean trajectory", score(y_mean.expand(len(cam_ho), -1)), "0 s"))
-    a, b = x_tr.reshape(len(x_tr), -1), x_ho.reshape(len(x_ho), -1)
-    for lam in (100.0, 1000.0):
-        t0 = time.perf_counter()
-        weights = torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1]), a.T @ (y_tr - y_mean))
-        rows.append((f"ridge ({lam:g})", score(b @ weights + y_mean),
-                     f"{time.perf_counter() - t0:.0f} s"))
-
-    net = conv_probe(*x_tr.shape[1:])
-    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=args.steps, pct_start=0.05)
-    gen = torch.Generator().manual_seed(0)
-    t0 = time.perf_counter()
-    for _ in tqdm(range(args.steps), desc="conv probe", leave=False):
-        idx = torch.randint(0, len(x_tr), (64,), generator=gen)
-        loss = ((net(x_tr[idx]) - (y_tr[idx] - y_mean)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    with torch.no_grad():
-        pred = net(x_ho) + y_mean
-    rows.append((f"conv probe ({args.steps} steps)", score(pred),
-                 f"{time.perf_counter() - t0:.0f} s"))
-
+    if with_codes:
+        rows += probe_rows(token_codes(rgb_tr), token_codes(rgb_ho), y_tr, y_mean, score,
+                           args.steps)
+    del rgb_tr
     from egosim.egom2p.model.inference import load_model, predict_batch
 
-    model = load_model(args.model)
     clips = []
     for f in files_ho:
         with np.load(f) as z:
             clips.append({k: z[k] for k in z.files})
-    t0 = time.perf_counter()
-    poses = np.stack(predict_batch(model, clips, "camera"))
-    rows.append(("egom2p (" + (args.model or "shipped small") + ")",
-                 camera_metrics(cam_ho, poses), f"{time.perf_counter() - t0:.0f} s"))
+    for path in args.model:
+        model = load_model(path)
+        t0 = time.perf_counter()
+        poses = np.stack(predict_batch(model, clips, "camera"))
+        rows.append((f"egom2p ({path or 'shipped small'})", camera_metrics(cam_ho, poses),
+                     f"{time.perf_counter() - t0:.0f} s"))
 
     base = rows[0][1]["ate_m"]
     print(f"\nCamera from RGB tokens: {len(cam_tr)} training clips, {len(cam_ho)} held-out "
