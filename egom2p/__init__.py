@@ -10,6 +10,8 @@ egosim.egom2p`` stays light):
   clip maker and its validated config (``configs/egom2p_clips.yaml``).
 - :mod:`.camera_9d`: canonical trajectories <-> z-scored 9-D poses (Gram-Schmidt decode).
 - :mod:`.metrics`: ATE, RTE, RRE, Sim(3) ATE, AbsRel, delta1.25, gaze L2, PSNR, SSIM.
+- :func:`warped_depth_error` (:mod:`.consistency`): does a clip's depth agree with its own
+  poses (frame k warped into frame k + 1, median relative difference on static pixels)?
 - :data:`MODALITY_INFO` (:mod:`.modalities`): the one registry of modalities.
 - :mod:`.tokenizers`: ``tokenizers.load(name)`` for rgb, depth, camera and gaze.
 - :func:`load_model`, :func:`predict` (:mod:`.model`): the masked EgoM2P model on raw clips
@@ -31,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "tokenizers": "tokenizers",
     "load_model": "model.inference",
     "predict": "model.inference",
+    "warped_depth_error": "consistency",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from egosim.config import ConfigValueError, StrictModel
 from egosim.egom2p.config import CLIP_MODALITIES
+from egosim.egom2p.model.transformer import POSITION_SCALE
 
 __all__ = ["DataSection", "OptimSection", "StreamSection", "TrainModelConfig"]
 
@@ -111,6 +112,10 @@ class TrainModelConfig(StrictModel):
     video_head: Literal["factorized", "full"] = Field(
         "factorized", description="video token head: factorized over the 6 FSQ digits "
         "(tied), or the full 64,000-way tied softmax (EgoM2P's; about 10x slower on a CPU)")
+    position_scale: float = Field(
+        POSITION_SCALE, gt=0.0, le=10.0, description="factor of the fixed sin-cos position "
+        "tables (Architecture.position_scale): 1.0 lets them outweigh the token embeddings "
+        "35 : 1")
     input_budget: int = Field(128, ge=1, le=100_000, description="input tokens per sample")
     target_budget: int = Field(128, ge=1, le=100_000, description="target tokens per "
                                "sample")

@@ -268,49 +268,31 @@ def test_gaze_is_normalised_moves_and_falls_on_the_attended_thing(clips: list[di
     assert total >= 6 and hits / total >= 0.75, (hits, total)
 
 
-def _bilinear(depth: np.ndarray, static: np.ndarray, uv: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear depth at pixel coordinates ``uv (M, 2)`` and whether its four pixels are
-    all static hits."""
-    u0, v0 = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-    a, b = uv[:, 0] - u0, uv[:, 1] - v0
-    corners = [(v0, u0, (1 - a) * (1 - b)), (v0, u0 + 1, a * (1 - b)),
-               (v0 + 1, u0, (1 - a) * b), (v0 + 1, u0 + 1, a * b)]
-    value = sum(depth[v, u] * w for v, u, w in corners)
-    ok = np.logical_and.reduce([(depth[v, u] > 0) & static[v, u] for v, u, _ in corners])
-    return value, ok
-
-
-def _warp_median(c: dict, pose_lag: int = 0) -> float:
-    """Median relative difference between frame k + 1's depth and frame k's depth moved
-    into it by the poses of frames k and k + 1 + ``pose_lag`` (static pixels)."""
-    from egosim.sensors import CameraSpec, project, unproject
-
-    k_mat, s = c["intrinsics"], c["depth"].shape[-1]
-    spec = CameraSpec(uuid="d", modality="depth", resolution=(s, s),
-                      intrinsics=(k_mat[0, 0], k_mat[1, 1], k_mat[0, 2], k_mat[1, 2]))
-    rel = []
-    for k in range(15 - pose_lag):
-        d0, d1 = c["depth"][k], c["depth"][k + 1]
-        pts = unproject(d0, spec)[(d0 > 0) & (c["instance"][k] < 1000)]
-        move = np.linalg.inv(c["video_camera"][k + 1 + pose_lag]) @ c["video_camera"][k]
-        q = pts @ move[:3, :3].T + move[:3, 3]
-        uv, inside = project(q, spec)
-        inside &= (uv[:, 0] >= 0) & (uv[:, 0] < s - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < s - 1)
-        other, keep = _bilinear(d1, c["instance"][k + 1] < 1000, uv[inside])
-        z = q[inside, 2][keep]
-        rel.append(np.abs(other[keep] - z) / z)
-    return float(np.median(np.concatenate(rel)))
-
-
 @pytest.mark.slow
 def test_warped_depth_agrees_with_the_next_frame(clips: list[dict]) -> None:
     """Frame k's depth, unprojected and moved by the clip's own poses into frame k + 1,
     matches frame k + 1's depth on static pixels: clocks, conventions and poses agree."""
-    medians = [_warp_median(c) for c in clips]
+    from egosim.egom2p.consistency import warped_depth_error
+
+    medians = [warped_depth_error(c) for c in clips]
     assert max(medians) <= 0.01, medians
     # the check has teeth: the pose of the next frame but one does not agree
-    assert np.median([_warp_median(c, pose_lag=1) for c in clips]) > 2 * np.median(medians)
+    lagged = [warped_depth_error(c, pose_lag=1) for c in clips]
+    assert np.median(lagged) > 2 * np.median(medians)
+
+
+def test_warped_depth_error_needs_the_poses_and_is_zero_for_a_static_camera() -> None:
+    from egosim.egom2p.consistency import warped_depth_error
+
+    k_mat = np.array([[32.0, 0, 15.5], [0, 32.0, 15.5], [0, 0, 1]])
+    wall = {"depth": np.full((4, 32, 32), 2.0, np.float32), "intrinsics": k_mat,
+            "video_camera": np.repeat(np.eye(4)[None], 4, 0)}
+    assert warped_depth_error(wall) == 0.0
+    moved = dict(wall, video_camera=wall["video_camera"].copy())
+    moved["video_camera"][:, 2, 3] = 0.5 * np.arange(4)  # 0.5 m a frame towards the wall
+    assert abs(warped_depth_error(moved) - 0.5 / 1.5) < 1e-6  # z = 1.5 m, the depth says 2
+    with pytest.raises(KeyError, match="video_camera"):
+        warped_depth_error({"depth": wall["depth"], "intrinsics": k_mat})
 
 
 @pytest.mark.slow

@@ -293,6 +293,18 @@ def test_positions_have_the_token_embeddings_scale_and_old_checkpoints_keep_thei
         Architecture(**SIZES["tiny"], position_scale=0.0)
 
 
+def test_the_config_position_scale_reaches_the_architecture() -> None:
+    from egosim.egom2p.model.train import build_model
+
+    cfg = load_config("egom2p_model", ["size=tiny", "position_scale=0.3"],
+                      schema=TrainModelConfig)
+    model = build_model(cfg)
+    assert model.arch.position_scale == 0.3
+    pos = model.enc_emb["camera"].position()
+    assert abs(float(pos.pow(2).mean().sqrt()) - 0.3 / 2 ** 0.5) < 0.01
+    assert load_config("egom2p_model", [], schema=TrainModelConfig).position_scale == 0.1
+
+
 def test_base_size_is_egom2ps() -> None:
     assert SIZES["base"] == {"encoder_depth": 12, "decoder_depth": 12, "dim": 768, "heads": 12}
 
@@ -678,6 +690,7 @@ def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
     ("data.replay_reuse=-1", "replay_reuse"),
     ("ordinal_smoothing.sound=2", "ordinal_smoothing.sound"),
     ("ordinal_smoothing.camera=-1", "ordinal_smoothing.camera"),
+    ("position_scale=0", "position_scale"),
 ])
 def test_a_bad_config_names_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):

@@ -138,7 +138,7 @@ def architecture(cfg: TrainModelConfig) -> Architecture:
     """The :class:`~egosim.egom2p.model.transformer.Architecture` a config asks for."""
     return Architecture(**SIZES[cfg.size], modalities=tuple(cfg.modalities),
                         video_size=(cfg.video_size, cfg.video_size),
-                        video_head=cfg.video_head)
+                        video_head=cfg.video_head, position_scale=cfg.position_scale)
 
 
 def mask_tasks(cfg: TrainModelConfig) -> list[tuple[tuple[str, ...], str]]:
