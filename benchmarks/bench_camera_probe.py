@@ -14,7 +14,11 @@ their FSQ code vectors, a ``(levels, 5, H/8, W/8)`` grid; targets are the clip's
 poses by Gram-Schmidt for the metrics. Rows:
 
 - ``mean trajectory``: the mean training ``camera_9d`` for every clip;
+- ``oracle``: the camera tokenizer's PCA code with its 2 leading coefficients taken from
+  the true trajectory and the others at 0, the code's mean (how much those two decide);
 - ``ridge (lambda)``: least squares on the flattened codes, per ridge strength;
+- ``ridge on pooled codes``: least squares (lambda 1) on position-free features, each FSQ
+  digit's mean over all token positions and the means of the products of two digits;
 - ``conv probe``: a small 3-D conv net (two 3x3x3 convolutions of 96 channels, one strided
   of 128, two linear layers), AdamW with a one-cycle schedule, MSE on ``camera_9d``,
   ``--steps`` steps of 64 clips;
@@ -35,6 +39,7 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +79,15 @@ def token_codes(rgb: np.ndarray, batch: int = 32) -> torch.Tensor:
     return torch.cat(out).contiguous()
 
 
+def pooled_moments(x: torch.Tensor) -> torch.Tensor:
+    """Position-free features of codes ``(n, levels, frames, h, w)``: each digit's mean over
+    all positions and the mean of every product of two digits, ``(n, L + L^2)`` float64
+    (what an average over the tokens, with no position in it, can give a linear map)."""
+    f = x.permute(0, 2, 3, 4, 1).reshape(len(x), -1, x.shape[1]).double()
+    second = torch.einsum("npi,npj->nij", f, f).reshape(len(x), -1) / f.shape[1]
+    return torch.cat([f.mean(1), second], 1)
+
+
 def conv_probe(levels: int, frames: int, h: int, w: int) -> nn.Module:
     """The probe network: codes ``(B, levels, frames, h, w)`` -> ``(B, 540)`` camera_9d."""
     flat = 128 * (frames - 1) * ((h + 1) // 2) * ((w + 1) // 2)
@@ -97,6 +111,13 @@ def probe_rows(x_tr: torch.Tensor, x_ho: torch.Tensor, y_tr: torch.Tensor,
         weights = torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1]), a.T @ (y_tr - y_mean))
         rows.append((f"ridge ({lam:g})", score(b @ weights + y_mean),
                      f"{time.perf_counter() - t0:.0f} s"))
+    t0 = time.perf_counter()
+    a, b = pooled_moments(x_tr), pooled_moments(x_ho)
+    mu = a.mean(0)
+    a, b = a - mu, b - mu
+    weights = torch.linalg.solve(a.T @ a + torch.eye(a.shape[1]), a.T @ (y_tr - y_mean))
+    rows.append(("ridge (1) on pooled codes and second moments", score(b @ weights + y_mean),
+                 f"{time.perf_counter() - t0:.0f} s"))
 
     net = conv_probe(*x_tr.shape[1:])
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.05)
@@ -115,6 +136,24 @@ def probe_rows(x_tr: torch.Tensor, x_ho: torch.Tensor, y_tr: torch.Tensor,
     rows.append((f"conv probe ({steps} steps)", score(pred),
                  f"{time.perf_counter() - t0:.0f} s"))
     return rows
+
+
+def leading_coefficients_row(cam: np.ndarray, stats: Any, k: int
+                             ) -> tuple[str, dict[str, float], str]:
+    """An oracle row: the camera tokenizer's PCA code with its ``k`` leading coefficients
+    true and the rest at 0, the mean of the code's training clips, decoded (how much of the
+    ATE those ``k`` decide)."""
+    from egosim.egom2p import tokenizers
+    from egosim.egom2p.camera_9d import camera_9d, decode_9d
+    from egosim.egom2p.metrics import camera_metrics
+
+    net = tokenizers.load("camera").net
+    coef = net.encode_latent(torch.from_numpy(camera_9d(cam, stats)).float())
+    kept = torch.zeros_like(coef)
+    kept[:, :k] = coef[:, :k]
+    poses = decode_9d(net.decode_latent(kept).double().numpy(), stats)
+    return (f"oracle: true {k} leading PCA coefficients, the rest 0",
+            camera_metrics(cam, poses), "0 s")
 
 
 def main() -> None:
@@ -149,6 +188,7 @@ def main() -> None:
         return camera_metrics(cam_ho, poses)
 
     rows.append(("mean trajectory", score(y_mean.expand(len(cam_ho), -1)), "0 s"))
+    rows.append(leading_coefficients_row(cam_ho, stats, 2))
     if with_codes:
         rows += probe_rows(token_codes(rgb_tr), token_codes(rgb_ho), y_tr, y_mean, score,
                            args.steps)

@@ -116,6 +116,11 @@ class TrainModelConfig(StrictModel):
         POSITION_SCALE, gt=0.0, le=10.0, description="factor of the fixed sin-cos position "
         "tables (Architecture.position_scale): 1.0 lets them outweigh the token embeddings "
         "35 : 1")
+    ordinal_head: list[str] = Field(default_factory=list, description="learned sequence "
+                                    "modalities whose token ids are ordinal bins (the "
+                                    "camera's pca code) to embed with an "
+                                    "OrdinalTokenEmbedding (a per-id table plus smooth "
+                                    "features of the id; tied logits); []: plain tables")
     input_budget: int = Field(128, ge=1, le=100_000, description="input tokens per sample")
     target_budget: int = Field(128, ge=1, le=100_000, description="target tokens per "
                                "sample")
@@ -130,6 +135,11 @@ class TrainModelConfig(StrictModel):
         "are ordinal bins (the camera's pca code): the standard deviation, in ids, of a "
         "discretised Gaussian target around the true id (cross-entropy to it; nearby bins "
         "earn credit); absent or 0: one-hot targets; a modality not learned is ignored")
+    token_weighting: dict[str, float] = Field(
+        default_factory=dict, description="per modality whose tokens are coefficients of a "
+        "linear code (the camera's pca code): beta in [0, 1]; its per-token cross-entropies "
+        "are averaged with weights (1 - beta) + beta * K * share, share = the token's share "
+        "of the code's variance (mean weight 1); absent or 0: the plain mean")
     optim: OptimSection = Field(default_factory=OptimSection)
     steps: int = Field(6000, ge=0, description="optimiser steps")
     batch_size: int = Field(16, ge=1, le=65536, description="clips a step (per process)")
@@ -145,6 +155,12 @@ class TrainModelConfig(StrictModel):
     keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept")
     log_every: int = Field(10, ge=1, description="steps between TensorBoard scalars")
     resume: bool = Field(True, description="continue from the newest good checkpoint")
+    init: str | None = Field(None, description="fine-tune: start from the weights of this "
+                             "model file (an export such as egom2p/model/checkpoints/"
+                             "small.pt, or a training checkpoint) of the config's "
+                             "architecture; optimiser, schedule and step start fresh; a "
+                             "checkpoint to resume in output_dir comes first (null: random "
+                             "initialisation)")
     tensorboard: bool = Field(True, description="write TensorBoard scalars")
     progress: bool = Field(True, description="show a tqdm progress bar")
     output_dir: str = Field("runs/egom2p/model", description="checkpoints, tensorboard, "
@@ -222,6 +238,28 @@ class TrainModelConfig(StrictModel):
             if not 0.0 <= sigma <= 1000.0:
                 raise ConfigValueError(f"ordinal_smoothing.{m}", f"the smoothing must be in "
                                        f"[0, 1000] ids, got {sigma}")
+        return self
+
+    @model_validator(mode="after")
+    def _ordinal_head_of_learned_sequences(self) -> TrainModelConfig:
+        from egosim.egom2p.modalities import modality_info
+
+        for m in self.ordinal_head:
+            if m not in self.modalities or modality_info(m).kind == "video":
+                seq = [x for x in self.modalities if modality_info(x).kind != "video"]
+                raise ConfigValueError("ordinal_head", f"ordinal_head: {m!r} is not a learned "
+                                       f"sequence modality ({', '.join(seq) or 'none'})")
+        return self
+
+    @model_validator(mode="after")
+    def _weighting_of_known_modalities(self) -> TrainModelConfig:
+        for m, beta in self.token_weighting.items():
+            if m not in CLIP_MODALITIES:
+                raise ConfigValueError(f"token_weighting.{m}", f"{m!r} is not a modality "
+                                       f"({', '.join(CLIP_MODALITIES)})")
+            if not 0.0 <= beta <= 1.0:
+                raise ConfigValueError(f"token_weighting.{m}", f"the weighting must be in "
+                                       f"[0, 1], got {beta}")
         return self
 
     @model_validator(mode="after")

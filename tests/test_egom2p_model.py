@@ -348,6 +348,85 @@ def test_ordinal_smoothing_is_cross_entropy_to_the_gaussian_target() -> None:
         hard["camera"], soft["camera"])
 
 
+def test_ordinal_embedding_starts_as_its_table_and_its_logits_form_gaussians() -> None:
+    from egosim.egom2p.model.transformer import OrdinalTokenEmbedding
+
+    emb = OrdinalTokenEmbedding(256, 8)
+    ids = torch.tensor([0, 7, 255])
+    assert torch.equal(emb.weight, emb.table)                 # the smooth part starts at 0
+    assert torch.allclose(emb(ids), emb.weight[ids])
+    z = emb.features[:, 0]
+    assert torch.all(z[1:] > z[:-1]) and abs(float(z[128] + z[127])) < 1e-5
+    # logits h . E[i] with (P h) = [mu / s^2, -1 / s^2, 0...] are -(z_i - mu)^2 / 2 s^2 + c;
+    # the bins are uniform in quantile, so their density in z is N(0, 1) and the softmax
+    # over ids is the Gaussian N(mu, s^2) N(0, 1): variance 1 / (1 / s^2 + 1), mean
+    # mu times that / s^2
+    mu, sd = 0.7, 0.3
+    with torch.no_grad():
+        emb.table.zero_()
+        emb.proj.zero_()
+        emb.proj[0, 0], emb.proj[1, 0] = mu / sd ** 2, -1.0 / sd ** 2
+    h = torch.zeros(8)
+    h[0] = 1.0
+    p = torch.softmax(emb.weight.detach() @ h, 0)
+    var = 1.0 / (1.0 / sd ** 2 + 1.0)
+    mean = mu * var / sd ** 2
+    assert abs(float(z[p.argmax()]) - mu) < 0.02            # the most probable bin
+    assert abs(float((p * z).sum()) - mean) < 0.01
+    assert abs(float((p * (z - mean) ** 2).sum().sqrt()) - var ** 0.5) < 0.01
+
+
+def test_architecture_ordinal_head_round_trips_and_old_checkpoints_have_none() -> None:
+    from egosim.egom2p.model.transformer import OrdinalTokenEmbedding
+
+    arch = Architecture(**SIZES["tiny"], ordinal_head=("camera",))
+    assert Architecture.from_dict(arch.to_dict()) == arch
+    old = arch.to_dict()
+    del old["ordinal_head"]
+    assert Architecture.from_dict(old).ordinal_head == ()
+    model = EgoM2P(arch)
+    assert isinstance(model.enc_emb["camera"].token, OrdinalTokenEmbedding)
+    assert model.dec_emb["camera"].token is model.enc_emb["camera"].token   # tied
+    assert model.logits("camera", torch.randn(3, 64)).shape == (3, 256)
+    with pytest.raises(ValueError, match="ordinal_head"):
+        Architecture(**SIZES["tiny"], ordinal_head=("rgb",))
+
+
+def test_token_weights_have_mean_one_and_blend_equal_with_variance_shares() -> None:
+    from egosim.egom2p.model.transformer import token_weights
+
+    var = torch.tensor([6.0, 3.0, 1.0, 0.0])
+    assert torch.allclose(token_weights(var, 0.0), torch.ones(4))
+    assert torch.allclose(token_weights(var, 1.0), torch.tensor([2.4, 1.2, 0.4, 0.0]))
+    half = token_weights(var, 0.5)
+    assert torch.allclose(half, torch.tensor([1.7, 1.1, 0.7, 0.5]))
+    assert abs(float(half.mean()) - 1.0) < 1e-6
+    with pytest.raises(ValueError, match="beta"):
+        token_weights(var, 1.5)
+    with pytest.raises(ValueError, match="positive"):
+        token_weights(torch.zeros(3), 0.5)
+
+
+def test_weighted_loss_is_the_weighted_mean_of_the_token_cross_entropies() -> None:
+    model = tiny()
+    tokens = random_tokens(model, 2)
+    avail = {m: torch.ones(2, dtype=torch.bool) for m in tokens}
+    md = make_mod_dict(tokens, avail, 64, 64, generator=torch.Generator().manual_seed(0))
+    n_cam = model.num_tokens["camera"]
+    w = torch.linspace(3.0, 0.1, n_cam)
+    torch.manual_seed(0)
+    _, plain = model.loss(md)
+    _, weighted = model.loss(md, weights={"camera": w})
+    hidden, idx, valid = model(md)["camera"]
+    target = torch.gather(md["camera"]["tensor"].long(), 1, idx)
+    nll = model.token_nll("camera", hidden[valid], target[valid])
+    wv = w[idx][valid]
+    assert torch.allclose(weighted["camera"], (wv * nll).sum() / wv.sum(), atol=1e-5)
+    assert torch.allclose(plain["camera"], nll.mean(), atol=1e-5)
+    assert not torch.allclose(plain["camera"], weighted["camera"])
+    assert torch.allclose(plain["gaze"], weighted["gaze"])       # other modalities untouched
+
+
 @pytest.mark.slow
 def test_a_tiny_model_overfits_a_fixed_batch_below_half_a_nat() -> None:
     model = tiny()
@@ -507,6 +586,28 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path: Path) -> None:
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
     assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
     assert (tmp_path / "b" / "checkpoints" / "step_0000004.pt.bad").exists()
+
+
+@pytest.mark.slow
+def test_init_starts_a_run_from_another_runs_weights(tmp_path: Path) -> None:
+    from egosim.egom2p.model.train import build_model, init_weights, params_digest
+
+    first = run(tiny_cfg(tmp_path / "a", steps=2))
+    ckpt = tmp_path / "a" / "checkpoints" / "step_0000002.pt"
+    cfg = tiny_cfg(tmp_path / "b", steps=1, init=str(ckpt), seed=1)
+    model = build_model(cfg)
+    assert params_digest(model) != first["params_sha1"]
+    init_weights(model, ckpt)
+    assert params_digest(model) == first["params_sha1"]
+    # a fine-tuning run starts there: one step from those weights, not from seed 1's
+    tuned = run(cfg)
+    fresh = run(tiny_cfg(tmp_path / "c", steps=1, seed=1))
+    assert tuned["steps"] == 1 and tuned["params_sha1"] != fresh["params_sha1"]
+    with pytest.raises(FileNotFoundError, match="init"):
+        init_weights(model, tmp_path / "missing.pt")
+    other = EgoM2P(Architecture(**SIZES["tiny"], video_size=(32, 32)))
+    with pytest.raises(ValueError, match="init"):
+        init_weights(other, ckpt)
 
 
 def test_a_run_writes_its_summary_and_an_export_load_model_reads(tmp_path: Path) -> None:
@@ -691,6 +792,10 @@ def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
     ("ordinal_smoothing.sound=2", "ordinal_smoothing.sound"),
     ("ordinal_smoothing.camera=-1", "ordinal_smoothing.camera"),
     ("position_scale=0", "position_scale"),
+    ("token_weighting.sound=0.5", "token_weighting.sound"),
+    ("token_weighting.camera=2", "token_weighting.camera"),
+    ("ordinal_head=[rgb]", "ordinal_head"),
+    ("ordinal_head=[sound]", "ordinal_head"),
 ])
 def test_a_bad_config_names_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
@@ -704,9 +809,32 @@ def test_ordinal_smoothing_needs_a_tokenizer_with_ordinal_ids() -> None:
                       schema=TrainModelConfig)
     with pytest.raises(ValueError, match="ordinal_smoothing.gaze"):
         check_ordinal_smoothing(cfg)
+    with pytest.raises(ValueError, match="ordinal_head"):
+        check_ordinal_smoothing(load_config("egom2p_model", ["data.source=cache",
+                                                             "ordinal_head=[gaze]"],
+                                            schema=TrainModelConfig))
     # the shipped camera code's ids are ordinal bins: accepted
-    check_ordinal_smoothing(load_config("egom2p_model", ["data.source=cache"],
+    check_ordinal_smoothing(load_config("egom2p_model", ["data.source=cache",
+                                                         "ordinal_head=[camera]"],
                                         schema=TrainModelConfig))
+
+
+def test_token_weighting_needs_a_tokenizer_whose_tokens_are_code_coefficients() -> None:
+    from egosim.egom2p.model.train import loss_token_weights
+
+    cfg = load_config("egom2p_model", ["data.source=cache", "token_weighting.gaze=0.5"],
+                      schema=TrainModelConfig)
+    with pytest.raises(ValueError, match="token_weighting.gaze"):
+        loss_token_weights(cfg)
+    # the shipped camera code's tokens are PCA coefficients, leading ones first
+    cfg = load_config("egom2p_model", ["data.source=cache", "token_weighting.camera=0.5"],
+                      schema=TrainModelConfig)
+    w = loss_token_weights(cfg)["camera"]
+    assert w.shape == (30,)
+    assert abs(float(w.mean()) - 1.0) < 1e-5
+    assert float(w[0]) > float(w[5]) > 0.5 - 1e-6 and float(w.min()) >= 0.5 - 1e-6
+    assert loss_token_weights(load_config("egom2p_model", ["data.source=cache"],
+                                          schema=TrainModelConfig)) == {}
 
 
 def test_a_role_other_than_both_needs_a_learned_modality() -> None:

@@ -138,7 +138,8 @@ def architecture(cfg: TrainModelConfig) -> Architecture:
     """The :class:`~egosim.egom2p.model.transformer.Architecture` a config asks for."""
     return Architecture(**SIZES[cfg.size], modalities=tuple(cfg.modalities),
                         video_size=(cfg.video_size, cfg.video_size),
-                        video_head=cfg.video_head, position_scale=cfg.position_scale)
+                        video_head=cfg.video_head, position_scale=cfg.position_scale,
+                        ordinal_head=tuple(cfg.ordinal_head))
 
 
 def mask_tasks(cfg: TrainModelConfig) -> list[tuple[tuple[str, ...], str]]:
@@ -635,20 +636,50 @@ def lr_factor(cfg: TrainModelConfig, step: int) -> float:
 class _Loss(nn.Module):
     """``mod_dict -> (total, per-modality)``: the module DDP wraps."""
 
-    def __init__(self, model: EgoM2P, smoothing: Mapping[str, float] | None = None) -> None:
+    def __init__(self, model: EgoM2P, smoothing: Mapping[str, float] | None = None,
+                 weights: Mapping[str, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.model = model
         self.smoothing = {m: s for m, s in (smoothing or {}).items() if m in model.vocab}
+        self.weights = {m: w.to(next(model.parameters()).device)
+                        for m, w in (weights or {}).items() if m in model.vocab}
 
     def forward(self, mod_dict: dict[str, dict[str, torch.Tensor]]
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.model.loss(mod_dict, self.smoothing)
+        return self.model.loss(mod_dict, self.smoothing, self.weights)
+
+
+def loss_token_weights(cfg: TrainModelConfig) -> dict[str, torch.Tensor]:
+    """The per-position loss weights of ``cfg.token_weighting``: modality -> ``(N_m,)``
+    (:func:`~egosim.egom2p.model.transformer.token_weights` of its shipped tokenizer's
+    ``token_variance()``). Refuses a modality whose tokenizer's tokens are not coefficients
+    of a linear code (the error names the key); the synthetic source has no tokenizers, so
+    there it gives no weights."""
+    from .transformer import token_weights
+
+    if cfg.data.source == "synthetic":
+        return {}
+    from egosim.egom2p.tokenizers import load
+
+    out: dict[str, torch.Tensor] = {}
+    for m, beta in cfg.token_weighting.items():
+        if not beta or m not in cfg.modalities:
+            continue
+        variance = load(m).token_variance()
+        if variance is None:
+            raise ConfigValueError(f"token_weighting.{m}", f"token_weighting.{m}: the shipped "
+                                   f"{m} tokenizer's tokens are not coefficients of a linear "
+                                   "code (only the camera's pca code's are); remove the key "
+                                   "or set it to 0")
+        out[m] = token_weights(torch.from_numpy(np.asarray(variance)), beta)
+    return out
 
 
 def check_ordinal_smoothing(cfg: TrainModelConfig) -> None:
-    """Refuse ``ordinal_smoothing`` of a modality whose shipped tokenizer's ids are not
-    ordinal bins (:attr:`egosim.egom2p.tokenizers.Tokenizer.ordinal_ids`); the synthetic
-    source has no tokenizer and random ids, so any smoothing is accepted there."""
+    """Refuse ``ordinal_smoothing`` or ``ordinal_head`` of a modality whose shipped
+    tokenizer's ids are not ordinal bins
+    (:attr:`egosim.egom2p.tokenizers.Tokenizer.ordinal_ids`); the synthetic source has no
+    tokenizer and random ids, so either is accepted there."""
     if cfg.data.source == "synthetic":
         return
     from egosim.egom2p.tokenizers import load
@@ -658,6 +689,11 @@ def check_ordinal_smoothing(cfg: TrainModelConfig) -> None:
             raise ConfigValueError(f"ordinal_smoothing.{m}", f"ordinal_smoothing.{m}: the "
                                    f"shipped {m} tokenizer's ids are not ordinal bins (only "
                                    "the camera's pca code is); remove the key or set it to 0")
+    for m in cfg.ordinal_head:
+        if not load(m).ordinal_ids:
+            raise ConfigValueError("ordinal_head", f"ordinal_head: the shipped {m} "
+                                   "tokenizer's ids are not ordinal bins (only the camera's "
+                                   "pca code is); remove it from the list")
 
 
 def _device(cfg: TrainModelConfig, local_rank: int) -> torch.device:
@@ -674,10 +710,6 @@ def _bf16(cfg: TrainModelConfig, device: torch.device) -> bool:
     if cfg.bf16 and device.type != "cuda":
         raise ValueError("bf16=true needs a CUDA device (set bf16: auto or false on a CPU)")
     return bool(cfg.bf16)
-
-
-
-
 
 
 def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[str, Any]
@@ -760,6 +792,26 @@ def _read_training_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def init_weights(model: EgoM2P, path: str | Path) -> None:
+    """Load the weights of the model file ``path`` (an export or a training checkpoint)
+    into ``model`` (the ``init`` key: fine-tuning).
+
+    Raises:
+        FileNotFoundError: no file there (the error names the ``init`` key).
+        ValueError: not a model checkpoint, or one of another architecture.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise FileNotFoundError(f"init: no model file at {target}")
+    state = read_checkpoint(target)
+    if "state_dict" not in state or "arch" not in state:
+        raise ValueError(f"init: {target} is not an EgoM2P model checkpoint")
+    if state["arch"] != model.arch.to_dict():
+        raise ValueError(f"init: {target} holds a model of {state['arch']}, the config asks "
+                         f"for {model.arch.to_dict()}")
+    model.load_state_dict(state["state_dict"])  # float16 exports cast to the float32 params
+
+
 def run(cfg: TrainModelConfig) -> dict[str, Any]:
     """Train (or resume) the model of ``cfg``; returns the summary (also
     ``output_dir/summary.json``, written by rank 0)."""
@@ -767,6 +819,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     check_ordinal_smoothing(cfg)
+    weights = loss_token_weights(cfg)
     torch.set_num_threads(cfg.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -806,7 +859,9 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
         elapsed0 = float(state.get("elapsed_s", 0.0))
         resumed_data = state.get("data")
         _set_rng_state(state["rng"])
-    net: nn.Module = _Loss(model, cfg.ordinal_smoothing)
+    elif cfg.init is not None:
+        init_weights(model, cfg.init)
+    net: nn.Module = _Loss(model, cfg.ordinal_smoothing, weights)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None,

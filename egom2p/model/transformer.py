@@ -62,7 +62,8 @@ from egosim.egom2p.modalities import (
 )
 
 __all__ = ["FSQ_LEVELS", "POSITION_SCALE", "SIZES", "Architecture", "EgoM2P",
-           "FactorizedTokenEmbedding", "ModDict", "SwiGLU"]
+           "FactorizedTokenEmbedding", "ModDict", "OrdinalTokenEmbedding", "SwiGLU",
+           "token_weights"]
 
 FSQ_LEVELS: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
 """FSQ levels of the video tokenizers (their product is :data:`VIDEO_CODES`)."""
@@ -92,6 +93,9 @@ class Architecture:
         position_scale: factor of the fixed sin-cos position tables (encoder inputs,
             decoder queries and the decoder's context positions). Checkpoints written
             before the field existed load with 1.0, the factor they were trained with.
+        ordinal_head: sequence modalities whose (tied) token embedding is an
+            :class:`OrdinalTokenEmbedding` (ordinal ids: the camera's PCA code) instead of
+            a plain table; checkpoints written before the field have none.
     """
 
     encoder_depth: int
@@ -103,6 +107,7 @@ class Architecture:
     video_size: tuple[int, int] = (64, 64)
     video_head: str = "factorized"
     position_scale: float = POSITION_SCALE
+    ordinal_head: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -114,12 +119,17 @@ class Architecture:
             raise ValueError(f"position_scale must be > 0, got {self.position_scale}")
         for m in self.modalities:
             modality_info(m)  # raises KeyError naming the known ones
+        for m in self.ordinal_head:
+            if m not in self.modalities or modality_info(m).kind == "video":
+                raise ValueError(f"ordinal_head: {m!r} must be one of the sequence "
+                                 f"modalities of {self.modalities}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists for tuples)."""
         d = asdict(self)
         d["modalities"] = list(self.modalities)
         d["video_size"] = list(self.video_size)
+        d["ordinal_head"] = list(self.ordinal_head)
         return d
 
     @classmethod
@@ -129,6 +139,7 @@ class Architecture:
         d["modalities"] = tuple(d["modalities"])
         d["video_size"] = tuple(d["video_size"])
         d.setdefault("position_scale", 1.0)  # written before the field: unscaled tables
+        d["ordinal_head"] = tuple(d.get("ordinal_head", ()))  # before the field: plain tables
         return cls(**d)
 
 
@@ -284,6 +295,47 @@ class FactorizedTokenEmbedding(nn.Module):
         return total.reshape(*lead, self.num_embeddings)
 
 
+class OrdinalTokenEmbedding(nn.Module):
+    """Token embedding of ordinal ids (sorted bins of one value, the camera's PCA levels):
+    a per-id table plus a learned map of smooth features of the id's quantile.
+
+    ``E[i] = T[i] + P^T phi(z_i)``, ``z_i = Phi^-1((i + 0.5) / V)`` the standard-normal
+    quantile of bin ``i`` (Lloyd-Max bins of a roughly normal coefficient are close to its
+    quantiles), ``phi(z) = [z, (z^2 - 1) / 2, exp(-(z - c_k)^2 / 2 w^2)]`` with 13 centres
+    ``c_k`` in [-3, 3], ``w`` = 0.5. Tied logits ``h . E[i] = h . T[i] + (P h) . phi(z_i)``
+    are then a smooth curve over the ids plus a per-id term: the linear and quadratic
+    features alone give every discretised Gaussian over the coefficient, so moving or
+    narrowing the predicted distribution is a change of two numbers of ``P h`` rather than
+    of 256 unrelated table rows. ``P`` starts at zero (the plain table at first).
+
+    Args:
+        vocab: ``V`` ids.
+        dim: width.
+    """
+
+    centres = 13
+
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.num_embeddings = int(vocab)
+        self.table = nn.Parameter(torch.randn(vocab, dim) * 0.02)
+        z = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(vocab) + 0.5) / vocab)
+        c = torch.linspace(-3.0, 3.0, self.centres)
+        feats = torch.cat([z[:, None], ((z ** 2 - 1.0) / 2.0)[:, None],
+                           torch.exp(-0.5 * ((z[:, None] - c[None]) / 0.5) ** 2)], 1)
+        self.register_buffer("features", feats, persistent=False)
+        self.proj = nn.Parameter(torch.zeros(feats.shape[1], dim))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The full ``(vocab, dim)`` table ``T + phi P``."""
+        return self.table + self.features @ self.proj
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(...)`` ids -> ``(..., dim)``."""
+        return self.table[ids] + self.features[ids] @ self.proj
+
+
 def _gather_slots(excluded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Slots of the not-excluded positions: ``(index (B, M), valid (B, M))`` with ``M`` the
     most any sample has; a sample's positions come first in increasing order, padding
@@ -321,6 +373,8 @@ class EgoM2P(nn.Module):
             dec: TokenDecoderEmbedding = info.decoder_embedding(info.vocab_size, d)
             if self._factorized(info):
                 enc.token = FactorizedTokenEmbedding(FSQ_LEVELS, d)
+            elif m in arch.ordinal_head:
+                enc.token = OrdinalTokenEmbedding(info.vocab_size, d)
             dec.token = enc.token  # tied: output logits use the input token embedding
             for emb in (enc, dec):
                 emb.positions.mul_(arch.position_scale)
@@ -521,7 +575,8 @@ class EgoM2P(nn.Module):
         return F.cross_entropy(logits, targets, reduction="none")
 
     def loss(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]],
-             smoothing: Mapping[str, float] | None = None
+             smoothing: Mapping[str, float] | None = None,
+             weights: Mapping[str, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss: per-modality mean cross-entropy over its target tokens (nats),
         averaged over the modalities that have targets (4M's per-modality loss).
@@ -529,6 +584,9 @@ class EgoM2P(nn.Module):
         Args:
             mod_dict: 4M-style inputs and targets (:meth:`forward`).
             smoothing: per modality, the ordinal smoothing of :meth:`token_nll` (ids).
+            weights: per modality, ``(N_m,)`` weights of its token positions (see
+                :func:`token_weights`): its loss is then the weighted mean
+                ``sum(w nll) / sum(w)`` over its target tokens instead of the plain mean.
 
         Returns:
             ``(total scalar, {modality: scalar})``.
@@ -539,12 +597,36 @@ class EgoM2P(nn.Module):
         for m, (hidden, idx, valid) in out.items():
             target = torch.gather(mod_dict[m]["tensor"].long(), 1, idx)
             nll = self.token_nll(m, hidden[valid], target[valid], smoothing.get(m, 0.0))
-            per[m] = nll.mean()
+            if weights is not None and m in weights:
+                w = weights[m].to(nll)[idx][valid]
+                per[m] = (w * nll).sum() / w.sum().clamp_min(1e-12)
+            else:
+                per[m] = nll.mean()
         if not per:
             zero = sum(p.sum() for p in self.parameters()) * 0.0
             return zero, {}
         total = torch.stack(list(per.values())).mean()
         return total, per
+
+
+def token_weights(variance: torch.Tensor, beta: float) -> torch.Tensor:
+    """Loss weights of a modality's token positions from the variance each one codes.
+
+    Args:
+        variance: ``(K,)`` non-negative, per token position (a tokenizer's
+            ``token_variance()``: the camera's PCA coefficients).
+        beta: in ``[0, 1]``; 0 gives equal weights, 1 weights proportional to the variance.
+
+    Returns:
+        ``(K,)`` float32 ``(1 - beta) + beta * K * variance / variance.sum()``, mean 1.
+    """
+    v = variance.double().clamp_min(0.0)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if float(v.sum()) <= 0.0:
+        raise ValueError("token_weights needs a positive total variance")
+    share = v / v.sum()
+    return ((1.0 - beta) + beta * v.numel() * share).float()
 
 
 def ordinal_targets(ids: torch.Tensor, vocab: int, sigma: float) -> torch.Tensor:

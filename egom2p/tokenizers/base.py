@@ -73,6 +73,13 @@ class Tokenizer(nn.Module):
         """Tokens of one clip (video: of ``(height, width)`` frames)."""
         raise NotImplementedError
 
+    def token_variance(self) -> np.ndarray | None:
+        """Per token position, the variance its token carries, when each token codes one
+        coefficient of a linear code (the camera's pca code): ``(num_tokens,)`` float64 in
+        the code's units; ``None`` for any other tokenizer (the default). The model's
+        ``token_weighting`` needs it."""
+        return None
+
     def model_config(self) -> dict[str, Any]:
         """The architecture section the tokenizer was built from (JSON-able)."""
         raise NotImplementedError
