@@ -11,12 +11,14 @@ Plain script, two parts, printed as tables:
 2. **Schedules and estimates** (``--schedule-clips N > 0``): each task's figure (camera
    ATE m, depth AbsRel, gaze L2, rgb PSNR dB) on the first N held-out clips of the clip
    cache (``runs/egom2p/clip_cache/holdout``), decoded with EgoM2P's default schedule
-   (guidance 2) and read as the posterior mean (``predict``'s default) or as the decoded
-   ids, then the same steps at guidance 1, and one step (every position at once) at
-   guidance 2 and 1.
+   (guidance 2) and read as the posterior mean of the conditional or of the guided
+   distributions (``predict``'s default is one of the two per task, the last column) or
+   as the decoded ids, then the same steps at guidance 1, and one step (every position at
+   once) at guidance 2 and 1.
 
     python benchmarks/bench_model_inputs.py [--model PATH] [--clips 64]
         [--token-cache runs/egom2p/model/token_cache] [--schedule-clips 12] [--threads 1]
+        [--no-input-dependence]
 """
 
 from __future__ import annotations
@@ -93,21 +95,22 @@ FIGURE = {"camera": "ATE m", "camera_rgbd": "ATE m", "depth": "AbsRel", "gaze": 
 def schedules(model: torch.nn.Module, holdout: Path, n: int) -> None:
     """Print part 2 (module docstring)."""
     from egosim.egom2p.model.decoding import default_schedule
-    from egosim.egom2p.model.inference import TASKS, predict_batch
+    from egosim.egom2p.model.inference import DEFAULT_ESTIMATES, TASKS, predict_batch
 
     clips = []
     for f in sorted(holdout.glob("*.npz"))[:n]:
         with np.load(f) as z:
             clips.append({k: z[k] for k in z.files if k != "meta_json"})
     print(f"\nSchedules and estimates: {len(clips)} held-out clips of {holdout}\n")
-    print("| task (figure) | default: guidance 2, posterior mean | the same, decoded ids | "
-          "guidance 1, mean | one step, guidance 2, mean | one step, guidance 1, mean |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| task (figure) | default steps, guidance 2: conditional mean | guided mean | "
+          "decoded ids | guidance 1, mean | one step, guidance 2, conditional mean | one "
+          "step, guidance 1, mean | predict's default |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for task in ("camera", "camera_rgbd", "depth", "gaze", "rgb"):
         target = TASKS[task][1]
         if not all(m in model.num_tokens for m in (*TASKS[task][0], target)):
             continue
-        variants = [(None, "mean"), (None, "sample"),
+        variants = [(None, "mean"), (None, "guided_mean"), (None, "sample"),
                     ([s.to_dict() for s in default_schedule(task, model.num_tokens,
                                                             cfg_scale=1.0)], "mean"),
                     ([{"target": target, "tokens": model.num_tokens[target],
@@ -119,7 +122,8 @@ def schedules(model: torch.nn.Module, holdout: Path, n: int) -> None:
             preds = predict_batch(model, clips, task, sched, 0, batch_size=8,
                                   estimate=estimate)
             cells.append(f"{_score(task, clips, preds):.3f}")
-        print(f"| {task} ({FIGURE[task]}) | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {task} ({FIGURE[task]}) | " + " | ".join(cells)
+              + f" | {DEFAULT_ESTIMATES[task]} |", flush=True)
 
 
 def main() -> None:
@@ -131,12 +135,14 @@ def main() -> None:
     ap.add_argument("--holdout", default="runs/egom2p/clip_cache/holdout")
     ap.add_argument("--schedule-clips", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-input-dependence", action="store_true", help="skip part 1")
     args = ap.parse_args()
     from egosim.egom2p.model import load_model
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    input_dependence(model, Path(args.token_cache), args.clips)
+    if not args.no_input_dependence:
+        input_dependence(model, Path(args.token_cache), args.clips)
     if args.schedule_clips > 0:
         schedules(model, Path(args.holdout), args.schedule_clips)
 

@@ -564,6 +564,24 @@ def test_decoding_with_probs_draws_the_same_ids_and_gives_each_position_a_distri
                                                                      strict=True))
 
 
+def test_conditional_probs_are_the_unguided_distributions_and_leave_the_ids_alone() -> None:
+    from egosim.egom2p.model.decoding import decode_with_probs
+
+    model = tiny().eval()
+    inputs = {"rgb": random_tokens(model, 2)["rgb"]}
+    n = model.num_tokens["gaze"]
+    one = [{"target": "gaze", "tokens": n, "temperature": 0.0, "cfg_scale": 2.0}]
+    ids_g, guided = decode_with_probs(model, inputs, one, torch.Generator().manual_seed(3))
+    ids_c, cond = decode_with_probs(model, inputs, one, torch.Generator().manual_seed(3),
+                                    guided_probs=False)
+    assert torch.equal(ids_g["gaze"], ids_c["gaze"])
+    assert not torch.allclose(guided["gaze"][0], cond["gaze"][0])
+    # one step over every position: the conditional distribution is what guidance 1 gives
+    unguided = [{**one[0], "cfg_scale": 1.0}]
+    _, plain = decode_with_probs(model, inputs, unguided, torch.Generator().manual_seed(3))
+    assert torch.allclose(cond["gaze"][0], plain["gaze"][0], atol=1e-6)
+
+
 # -- training -----------------------------------------------------------------------------
 
 def _state(path: Path) -> dict:
@@ -893,6 +911,8 @@ def _check_predictions(model: EgoM2P, clip: dict, size: int) -> None:
     sampled = predict(model, clip, "gaze", estimate="sample")
     assert sampled.shape == (60, 2) and not np.array_equal(sampled, gaze)
     assert predict(model, clip, "depth", estimate="sample").shape == (16, size, size)
+    guided = predict(model, clip, "depth", estimate="guided_mean")
+    assert guided.shape == (16, size, size) and not np.array_equal(guided, depth)
     with pytest.raises(ValueError, match="estimate"):
         predict(model, clip, "gaze", estimate="median")
 

@@ -210,19 +210,23 @@ def decode(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
 def decode_with_probs(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
                       schedule: Sequence[DecodeStep | Mapping[str, Any]],
                       generator: torch.Generator | None = None, chunk_rows: int = 256,
-                      keep_probs: bool = True
+                      keep_probs: bool = True, guided_probs: bool = True
                       ) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
     """:func:`decode`, and each decoded position's predictive distribution.
 
     The distribution of a position is the softmax, at temperature 1 and without nucleus
-    truncation, of the guided logits of the step that decoded it (conditioned on the
-    inputs and on every token decoded before that step): one ``(B, N, L_k)`` float32
-    tensor per factor of the head (:meth:`EgoM2P.factor_logits`: the 6 FSQ digits of a
-    factorized video head, else one ``(B, N, vocab)``). A tokenizer's ``decode_expected``
-    turns them into the posterior-mean output.
+    truncation, of the logits of the step that decoded it (conditioned on the inputs and
+    on every token decoded before that step): the guided logits, or with ``guided_probs``
+    False the conditional ones (the model's own distribution, before guidance mixes in
+    the unconditional one); one ``(B, N, L_k)`` float32 tensor per factor of the head
+    (:meth:`EgoM2P.factor_logits`: the 6 FSQ digits of a factorized video head, else one
+    ``(B, N, vocab)``). A tokenizer's ``decode_expected`` turns them into the
+    posterior-mean output. The drawn ids are the same either way.
 
     Args:
         keep_probs: False: return no distributions (``probs`` empty; :func:`decode`).
+        guided_probs: whether the distributions are the guided (True) or the conditional
+            logits' (False).
         model, inputs, schedule, generator, chunk_rows: as :func:`decode`.
 
     Returns:
@@ -289,13 +293,14 @@ def decode_with_probs(model: EgoM2P, inputs: Mapping[str, torch.Tensor],
         probs_all: list[list[torch.Tensor]] = []
         vocab = model.vocab[s.target]
         for r in range(0, flat.shape[0], chunk_rows):
-            parts = model.factor_logits(s.target, flat[r:r + chunk_rows])
+            parts = cond_parts = model.factor_logits(s.target, flat[r:r + chunk_rows])
             if uflat is not None:
                 uparts = model.factor_logits(s.target, uflat[r:r + chunk_rows])
                 parts = [lu + s.cfg_scale * (lc - lu) for lc, lu in zip(parts, uparts,
                                                                         strict=True)]
             if keep_probs:
-                probs_all.append([torch.softmax(lc, -1) for lc in parts])
+                probs_all.append([torch.softmax(lc, -1)
+                                  for lc in (parts if guided_probs else cond_parts)])
             picks, conf = [], None
             for lc in parts:
                 ids, p = sample_logits(lc, s.temperature, s.top_p, gs)
