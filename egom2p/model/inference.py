@@ -46,8 +46,8 @@ import torch
 from .decoding import DEFAULT_SCHEDULES, DecodeStep, decode_with_probs, default_schedule
 from .transformer import Architecture, EgoM2P
 
-__all__ = ["DEFAULT_ESTIMATES", "ESTIMATES", "TASKS", "checkpoint_dir", "load_model", "predict", "predict_batch",
-           "tokenize_inputs", "tokenizer"]
+__all__ = ["DEFAULT_ESTIMATES", "ESTIMATES", "TASKS", "checkpoint_dir", "load_model", "predict",
+           "predict_batch", "tokenize_inputs", "tokenizer"]
 
 TASKS: dict[str, tuple[tuple[str, ...], str]] = {
     task: (tuple(spec["inputs"]), spec["target"]) for task, spec in DEFAULT_SCHEDULES.items()}
