@@ -115,8 +115,10 @@ def probe_rows(x_tr: torch.Tensor, x_ho: torch.Tensor, y_tr: torch.Tensor,
     a, b = pooled_moments(x_tr), pooled_moments(x_ho)
     mu = a.mean(0)
     a, b = a - mu, b - mu
-    weights = torch.linalg.solve(a.T @ a + torch.eye(a.shape[1]), a.T @ (y_tr - y_mean))
-    rows.append(("ridge (1) on pooled codes and second moments", score(b @ weights + y_mean),
+    weights = torch.linalg.solve(a.T @ a + torch.eye(a.shape[1], dtype=a.dtype),
+                                 a.T @ (y_tr - y_mean).double())
+    rows.append(("ridge (1) on pooled codes and second moments",
+                 score((b @ weights).float() + y_mean),
                  f"{time.perf_counter() - t0:.0f} s"))
 
     net = conv_probe(*x_tr.shape[1:])

@@ -81,8 +81,9 @@ with the rank. Rank 0 alone writes checkpoints,
 TensorBoard and the summary. ``batch_size`` is per process.
 
 **Logs.** TensorBoard (``output_dir/tensorboard``): ``loss/total``, ``loss/<modality>``
-(cross-entropy, nats), ``lr``, ``clips_per_s`` (clips consumed by the optimiser, all
-ranks), ``data_wait_fraction`` (time waiting for the next batch / step wall time). At the
+(cross-entropy, nats), ``lr``, ``grad_norm`` (the gradient's norm before clipping),
+``clips_per_s`` (clips consumed by the optimiser, all ranks), ``data_wait_fraction``
+(time waiting for the next batch / step wall time). At the
 end ``output_dir/summary.json``: steps, wall seconds, clips/s consumed, stream clips/s
 produced (the workers' own counters), data-wait fraction, with replay its section (above),
 final losses per modality (mean of the last 50 steps). With
@@ -915,8 +916,9 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
                 total, per = net(mod_dict)
             opt.zero_grad(set_to_none=True)
             total.backward()
-            if cfg.optim.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            grad_norm = nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0
+                else float("inf"))  # the norm before clipping, logged
             opt.step()
             sched.step()
             step += 1
@@ -936,6 +938,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
                 for m, v in per.items():
                     writer.add_scalar(f"loss/{m}", float(v.detach()), step)
                 writer.add_scalar("lr", opt.param_groups[0]["lr"], step)
+                writer.add_scalar("grad_norm", float(grad_norm), step)
                 writer.add_scalar("clips_per_s", win_steps * cfg.batch_size * world
                                   / max(win_wall, 1e-9), step)
                 writer.add_scalar("data_wait_fraction", win_wait / max(win_wall, 1e-9), step)
