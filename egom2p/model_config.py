@@ -230,14 +230,17 @@ class TrainModelConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _smoothing_of_learned_modalities(self) -> TrainModelConfig:
-        for m, sigma in self.ordinal_smoothing.items():
-            if m not in CLIP_MODALITIES:
-                raise ConfigValueError(f"ordinal_smoothing.{m}", f"{m!r} is not a modality "
-                                       f"({', '.join(CLIP_MODALITIES)})")
-            if not 0.0 <= sigma <= 1000.0:
-                raise ConfigValueError(f"ordinal_smoothing.{m}", f"the smoothing must be in "
-                                       f"[0, 1000] ids, got {sigma}")
+    def _per_modality_values_in_range(self) -> TrainModelConfig:
+        for key, values, top, unit in (("ordinal_smoothing", self.ordinal_smoothing, 1000.0,
+                                        " ids"),
+                                       ("token_weighting", self.token_weighting, 1.0, "")):
+            for m, v in values.items():
+                if m not in CLIP_MODALITIES:
+                    raise ConfigValueError(f"{key}.{m}", f"{m!r} is not a modality "
+                                           f"({', '.join(CLIP_MODALITIES)})")
+                if not 0.0 <= v <= top:
+                    raise ConfigValueError(f"{key}.{m}", f"{key}.{m} must be in [0, {top:g}]"
+                                           f"{unit}, got {v}")
         return self
 
     @model_validator(mode="after")
@@ -249,17 +252,6 @@ class TrainModelConfig(StrictModel):
                 seq = [x for x in self.modalities if modality_info(x).kind != "video"]
                 raise ConfigValueError("ordinal_head", f"ordinal_head: {m!r} is not a learned "
                                        f"sequence modality ({', '.join(seq) or 'none'})")
-        return self
-
-    @model_validator(mode="after")
-    def _weighting_of_known_modalities(self) -> TrainModelConfig:
-        for m, beta in self.token_weighting.items():
-            if m not in CLIP_MODALITIES:
-                raise ConfigValueError(f"token_weighting.{m}", f"{m!r} is not a modality "
-                                       f"({', '.join(CLIP_MODALITIES)})")
-            if not 0.0 <= beta <= 1.0:
-                raise ConfigValueError(f"token_weighting.{m}", f"the weighting must be in "
-                                       f"[0, 1], got {beta}")
         return self
 
     @model_validator(mode="after")
