@@ -626,6 +626,14 @@ def test_init_starts_a_run_from_another_runs_weights(tmp_path: Path) -> None:
     other = EgoM2P(Architecture(**SIZES["tiny"], video_size=(32, 32)))
     with pytest.raises(ValueError, match="init"):
         init_weights(other, ckpt)
+    # the shipped export, written before the ordinal_head field, fine-tunes the CPU config
+    from egosim.egom2p.model.inference import checkpoint_dir
+
+    small = build_model(load_config("egom2p_model", [], schema=TrainModelConfig))
+    init_weights(small, checkpoint_dir() / "small.pt")
+    shipped = read_checkpoint(checkpoint_dir() / "small.pt")["state_dict"]
+    assert torch.equal(small.state_dict()["dec_norm.weight"],
+                       shipped["dec_norm.weight"].float())
 
 
 def test_a_run_writes_its_summary_and_an_export_load_model_reads(tmp_path: Path) -> None:

@@ -807,7 +807,7 @@ def init_weights(model: EgoM2P, path: str | Path) -> None:
     state = read_checkpoint(target)
     if "state_dict" not in state or "arch" not in state:
         raise ValueError(f"init: {target} is not an EgoM2P model checkpoint")
-    if state["arch"] != model.arch.to_dict():
+    if Architecture.from_dict(state["arch"]) != model.arch:
         raise ValueError(f"init: {target} holds a model of {state['arch']}, the config asks "
                          f"for {model.arch.to_dict()}")
     model.load_state_dict(state["state_dict"])  # float16 exports cast to the float32 params
@@ -849,7 +849,7 @@ def run(cfg: TrainModelConfig) -> dict[str, Any]:
                                    "egom2p train") if cfg.resume and ckpt_dir.is_dir() else None
     if found is not None:
         state = found[1]
-        if state["arch"] != model.arch.to_dict():
+        if Architecture.from_dict(state["arch"]) != model.arch:  # older files: defaults
             raise ValueError(f"{found[0]} holds a model of {state['arch']}, the config asks "
                              f"for {model.arch.to_dict()} (set resume=false or another "
                              "output_dir)")
