@@ -40,6 +40,15 @@ class VideoModelSection(StrictModel):
                               "resolution per frame, encoder and decoder each")
     levels: list[int] = Field(default_factory=lambda: [8, 8, 8, 5, 5, 5],
                               description="FSQ levels (codes = their product)")
+    decoder_stem_width: int | None = Field(None, ge=4, le=512, description="decoder "
+                                           "channels at 1/4 resolution (null: stem_width)")
+    decoder_width: int | None = Field(None, ge=8, le=1024, description="decoder channels "
+                                      "at the latent resolution (null: width)")
+    decoder_blocks: int | None = Field(None, ge=0, le=16, description="decoder causal "
+                                       "residual blocks (null: blocks)")
+    decoder_frame_blocks: int | None = Field(None, ge=0, le=8, description="decoder "
+                                             "residual blocks at 1/4 resolution (null: "
+                                             "frame_blocks)")
     depth_near_m: float = Field(0.05, gt=0.0, description="depth: smallest range-token "
                                 "depth (metres)")
     depth_far_m: float = Field(100.0, gt=0.0, description="depth: largest range-token depth")
@@ -50,6 +59,22 @@ class VideoModelSection(StrictModel):
         if not v or any(level < 2 for level in v):
             raise ValueError(f"levels must be a non-empty list of integers >= 2, got {v}")
         return v
+
+    def decoder_sizes(self) -> tuple[int, int, int, int]:
+        """The decoder's ``(stem_width, width, blocks, frame_blocks)``: its own where set,
+        else the encoder's. A larger decoder over the same encoder and FSQ keeps every token
+        id (``train_parts: decoder``)."""
+        pick = [(self.decoder_stem_width, self.stem_width), (self.decoder_width, self.width),
+                (self.decoder_blocks, self.blocks),
+                (self.decoder_frame_blocks, self.frame_blocks)]
+        s, w, b, f = (own if own is not None else enc for own, enc in pick)
+        return s, w, b, f
+
+    def encoder_config(self) -> dict[str, Any]:
+        """The keys that fix the encoder, the quantiser and so the token ids."""
+        return self.model_dump(mode="json", exclude={"decoder_stem_width", "decoder_width",
+                                                     "decoder_blocks",
+                                                     "decoder_frame_blocks"})
 
     @model_validator(mode="after")
     def _range(self) -> VideoModelSection:

@@ -205,6 +205,58 @@ def test_decoder_only_training_needs_a_start_and_the_same_architecture(tmp_path)
         Trainer(cfg, _clips("depth", 4))
 
 
+def test_a_larger_decoder_over_the_same_encoder_keeps_every_token_id(tmp_path) -> None:
+    start = _trainer(tmp_path, "rgb", steps=6)
+    for _ in range(6):
+        start.train_step()
+    init = tokenizers.save_checkpoint(start.tokenizer, tmp_path / "init.pt", start.step, {})
+    cfg = _tiny_config(tmp_path, "rgb", steps=10)
+    model = cfg.rgb.model.model_copy(update={"decoder_width": 32, "decoder_stem_width": 12,
+                                             "decoder_frame_blocks": 1})
+    cfg = cfg.model_copy(update={"rgb": cfg.rgb.model_copy(update={
+        "init_from": str(init), "train_parts": "decoder", "lr": 1e-2, "model": model})})
+    trainer = Trainer(cfg, _clips("rgb", 4))
+    probe = trainer.train.batch([0, 1, 2, 3])
+    start.tokenizer.eval()
+    ids = start.tokenizer.encode(probe)
+    assert trainer.tokenizer.net.dec_code.out_channels == 32
+    assert trainer.tokenizer.net.dec_out.in_channels == 12
+    assert len(trainer.tokenizer.net.dec_frame) == 1 and len(start.tokenizer.net.dec_frame) == 0
+    first = _probe_mse(trainer, probe)
+    for _ in range(10):
+        trainer.train_step()
+    trainer.tokenizer.eval()
+    assert torch.equal(trainer.tokenizer.encode(probe), ids)
+    assert _probe_mse(trainer, probe) < first
+    # the export loads with its own decoder and decodes the same ids
+    path = tokenizers.save_checkpoint(trainer.tokenizer, tmp_path / "big.pt", trainer.step, {})
+    loaded = tokenizers.load("rgb", path)
+    assert torch.equal(loaded.decode(ids)["rgb"], trainer.tokenizer.decode(ids)["rgb"])
+    # another encoder is refused even for a decoder-only run
+    other = tokenizers.build("rgb", {**TINY["rgb"], "width": 24})
+    bad = tokenizers.save_checkpoint(other, tmp_path / "other.pt", 0, {})
+    cfg = cfg.model_copy(update={"rgb": cfg.rgb.model_copy(update={"init_from": str(bad)})})
+    with pytest.raises(ValueError, match="init_from"):
+        Trainer(cfg, _clips("rgb", 4))
+
+
+def test_an_architecture_dict_written_before_the_decoder_keys_compares_equal(tmp_path
+                                                                            ) -> None:
+    start = _trainer(tmp_path, "rgb", steps=1)
+    old = {k: v for k, v in start.tokenizer.model_config().items()
+           if not k.startswith("decoder_")}
+    path = tokenizers.save_checkpoint(start.tokenizer, tmp_path / "old.pt", 0, {})
+    state = torch.load(path, weights_only=False)
+    state["model"] = old
+    torch.save(state, path)
+    cfg = _tiny_config(tmp_path, "rgb")
+    cfg = cfg.model_copy(update={"rgb": cfg.rgb.model_copy(update={"init_from": str(path)})})
+    trainer = Trainer(cfg, _clips("rgb", 4))
+    assert all(torch.equal(a, b) for a, b in zip(
+        trainer.tokenizer.state_dict().values(), start.tokenizer.state_dict().values(),
+        strict=True))
+
+
 @pytest.mark.parametrize("name", ["depth", "gaze"])
 def test_resume_equals_an_uninterrupted_run(tmp_path, name: str) -> None:
     straight = _trainer(tmp_path, name, steps=6)

@@ -37,6 +37,7 @@ from egosim.config import machine_description
 from egosim.egom2p.tokenizer_config import (
     SequenceTrainSection,
     TrainTokenizerConfig,
+    VideoModelSection,
     VideoTrainSection,
 )
 
@@ -95,13 +96,41 @@ class Trainer:
 
         path = checkpoint_path(self.cfg.modality) if source == "shipped" else Path(source)
         state = read_checkpoint(path)
-        self._check_same(state, f"init_from {path}")
-        self.tokenizer.load_state_dict(state["state_dict"])
+        if self.section.train_parts != "decoder" or self._same_architecture(state["model"]):
+            self._check_same(state, f"init_from {path}")
+            self.tokenizer.load_state_dict(state["state_dict"])
+            return
+        # a decoder of other sizes over the checkpoint's encoder and quantiser: those
+        # load (so every token id is kept), the decoder starts from its random init
+        self._check_same(state, f"init_from {path}", encoder_only=True)
+        keep = {k: v for k, v in state["state_dict"].items()
+                if not k.startswith(_DECODER_PREFIXES)}
+        missing, unexpected = self.tokenizer.load_state_dict(keep, strict=False)
+        if unexpected or any(not k.startswith(_DECODER_PREFIXES) for k in missing):
+            raise ValueError(f"init_from {path}: encoder weights do not match (missing "
+                             f"{missing}, unexpected {unexpected})")
 
-    def _check_same(self, state: dict[str, Any], what: str) -> None:
-        """Refuse a checkpoint ``state`` of another tokenizer or architecture."""
-        if state["name"] != self.cfg.modality or state["model"] != \
-                self.tokenizer.model_config():
+    def _same_architecture(self, model: dict[str, Any], encoder_only: bool = False) -> bool:
+        """Whether a checkpoint's architecture dict ``model`` is this config's (compared as
+        validated sections, so a dict written before a key existed reads as its default;
+        ``encoder_only``: only the keys that fix the token ids, for a video tokenizer)."""
+        mine = self.section.model
+        try:
+            theirs = type(mine).model_validate(model)
+        except ValueError:
+            return False
+        if isinstance(mine, VideoModelSection) and isinstance(theirs, VideoModelSection):
+            if theirs.encoder_config() != mine.encoder_config():
+                return False
+            return encoder_only or theirs.decoder_sizes() == mine.decoder_sizes()
+        return theirs.model_dump(mode="json") == mine.model_dump(mode="json")
+
+    def _check_same(self, state: dict[str, Any], what: str, encoder_only: bool = False
+                    ) -> None:
+        """Refuse a checkpoint ``state`` of another tokenizer or architecture (with
+        ``encoder_only``: of another encoder and quantiser)."""
+        if state["name"] != self.cfg.modality or not self._same_architecture(
+                state["model"], encoder_only):
             raise ValueError(f"{what} holds a {state['name']!r} tokenizer of "
                              f"{state['model']}, the config asks for {self.cfg.modality!r} "
                              f"of {self.tokenizer.model_config()}")

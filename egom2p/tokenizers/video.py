@@ -16,7 +16,9 @@ Network (``C`` input channels: 3 for RGB, 1 for depth; widths from
                          -> blocks x causal (2+1)-D residual -> 1x1 conv (len(levels))
     FSQ (levels, e.g. [8, 8, 8, 5, 5, 5] = 64,000 codes) on each latent position
     decoder: the mirror image (1x1 conv to 4 x width, unstack 5 -> 20 frames, drop the 3
-             padding frames and the repeated last one, pixel-shuffle 2 and 4)
+             padding frames and the repeated last one, pixel-shuffle 2 and 4), with its
+             own widths and block counts where ``decoder_*`` are set (a larger decoder
+             over the same encoder and FSQ decodes the same token ids)
 
 Inputs and outputs:
 
@@ -102,6 +104,7 @@ class CausalVideoAutoencoder(nn.Module):
     def __init__(self, channels: int, cfg: VideoModelSection) -> None:
         super().__init__()
         c, s, w = channels, cfg.stem_width, cfg.width
+        ds, dw, dblocks, dframe = cfg.decoder_sizes()
         self.channels = channels
         # encoder
         self.enc_stem = nn.Conv2d(16 * c, s, 3, padding=1)
@@ -113,12 +116,12 @@ class CausalVideoAutoencoder(nn.Module):
         # quantiser
         self.fsq = FSQ(levels=list(cfg.levels))
         # decoder
-        self.dec_code = nn.Conv3d(len(cfg.levels), w, 1)
-        self.dec_blocks = nn.Sequential(*[_CausalBlock(w) for _ in range(cfg.blocks)])
-        self.dec_time = nn.Conv3d(w, _TIME_GROUP * w, 1)
-        self.dec_latent = nn.Conv2d(w, 4 * s, 1)
-        self.dec_frame = nn.Sequential(*[_FrameBlock(s) for _ in range(cfg.frame_blocks)])
-        self.dec_out = nn.Conv2d(s, 16 * c, 3, padding=1)
+        self.dec_code = nn.Conv3d(len(cfg.levels), dw, 1)
+        self.dec_blocks = nn.Sequential(*[_CausalBlock(dw) for _ in range(dblocks)])
+        self.dec_time = nn.Conv3d(dw, _TIME_GROUP * dw, 1)
+        self.dec_latent = nn.Conv2d(dw, 4 * ds, 1)
+        self.dec_frame = nn.Sequential(*[_FrameBlock(ds) for _ in range(dframe)])
+        self.dec_out = nn.Conv2d(ds, 16 * c, 3, padding=1)
 
     @property
     def codebook_size(self) -> int:
