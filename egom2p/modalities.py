@@ -60,10 +60,13 @@ __all__ = [
     "VIDEO_CODES",
     "VIDEO_LATENT_FRAMES",
     "VIDEO_SPATIAL",
+    "fitted_temperature",
     "modality_info",
+    "sequence_positions",
     "sincos_1d",
     "sincos_3d",
     "video_grid",
+    "video_positions",
 ]
 
 CLIP_FRAMES = 16
@@ -109,19 +112,22 @@ def sincos_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0
     return out.to(torch.float32)
 
 
-def sincos_3d(coords: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+def sincos_3d(coords: torch.Tensor, dim: int,
+              temperature: float | Sequence[float] = 10000.0) -> torch.Tensor:
     """3-D sin-cos embedding: a third of the width for each of ``t``, ``y``, ``x``.
 
     Args:
         coords: ``(N, 3)`` float ``(t, y, x)`` positions in token units.
         dim: embedding width; each axis gets ``2 * (dim // 6)`` columns, zeros pad the rest.
-        temperature: as in :func:`sincos_1d`.
+        temperature: as in :func:`sincos_1d`; one for all axes or one per axis.
 
     Returns:
         ``(N, dim)`` float32.
     """
     part = 2 * (dim // 6)
-    out = torch.cat([sincos_1d(coords[:, k], part, temperature) for k in range(3)], dim=1)
+    temps = ([float(temperature)] * 3 if isinstance(temperature, (int, float))
+             else [float(t) for t in temperature])
+    out = torch.cat([sincos_1d(coords[:, k], part, temps[k]) for k in range(3)], dim=1)
     if out.shape[1] < dim:
         out = torch.cat([out, torch.zeros(out.shape[0], dim - out.shape[1])], dim=1)
     return out
@@ -152,14 +158,31 @@ def _video_coords(grid: tuple[int, int, int], header: int) -> torch.Tensor:
     return torch.cat([head, body], dim=0)
 
 
-def video_positions(dim: int, grid: tuple[int, int, int], header: int = 0) -> torch.Tensor:
-    """``(header + t*h*w, dim)`` fixed 3-D sin-cos positions of a video token sequence."""
-    return sincos_3d(_video_coords(grid, header), dim)
+def fitted_temperature(length: int) -> float:
+    """Sin-cos temperature fitted to an axis of ``length`` tokens: the slowest frequency,
+    ``1 / T`` rad per token, turns by 1 rad over the axis (``T = length``, at least 2), so
+    every frequency tells the axis's positions apart; 4M's ``T = 10000`` suits axes of
+    hundreds of tokens, and on grids of 5 to 30 most of its frequencies barely move."""
+    return float(max(int(length), 2))
 
 
-def sequence_positions(dim: int, length: int) -> torch.Tensor:
-    """``(length, dim)`` fixed 1-D sin-cos positions of a sequence's tokens."""
-    return sincos_1d(torch.arange(length, dtype=torch.float32), dim)
+def video_positions(dim: int, grid: tuple[int, int, int], header: int = 0,
+                    fitted: bool = False) -> torch.Tensor:
+    """``(header + t*h*w, dim)`` fixed 3-D sin-cos positions of a video token sequence
+    (``fitted``: temperatures :func:`fitted_temperature` of each axis of the grid, the
+    header not counted, so that video modalities on the same grid share their tables;
+    else 10000)."""
+    coords = _video_coords(grid, header)
+    if not fitted:
+        return sincos_3d(coords, dim)
+    return sincos_3d(coords, dim, [fitted_temperature(n) for n in grid])
+
+
+def sequence_positions(dim: int, length: int, fitted: bool = False) -> torch.Tensor:
+    """``(length, dim)`` fixed 1-D sin-cos positions of a sequence's tokens (``fitted``:
+    temperature :func:`fitted_temperature` of ``length``; else 10000)."""
+    temperature = fitted_temperature(length) if fitted else 10000.0
+    return sincos_1d(torch.arange(length, dtype=torch.float32), dim, temperature)
 
 
 class TokenEncoderEmbedding(nn.Module):
@@ -271,6 +294,15 @@ class ModalityInfo:
         if self.kind == "sequence":
             return self.num_tokens
         return self.header_tokens + math.prod(video_grid(height, width))
+
+    def fitted_positions(self, dim: int) -> torch.Tensor:
+        """``(num_tokens, dim)`` sin-cos positions of this modality with temperatures
+        fitted to its grid (:func:`fitted_temperature`), in the layout of its embeddings'
+        tables."""
+        if self.kind == "video":
+            t, h, w = self.grid
+            return video_positions(dim, (t, h, w), self.header_tokens, fitted=True)
+        return sequence_positions(dim, self.num_tokens, fitted=True)
 
     def at_size(self, height: int, width: int) -> ModalityInfo:
         """This entry for ``(height, width)`` video (itself for a sequence)."""

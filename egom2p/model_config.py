@@ -116,6 +116,10 @@ class TrainModelConfig(StrictModel):
         POSITION_SCALE, gt=0.0, le=10.0, description="factor of the fixed sin-cos position "
         "tables (Architecture.position_scale): 1.0 lets them outweigh the token embeddings "
         "35 : 1")
+    position_table: Literal["sincos", "fitted", "learned"] = Field(
+        "sincos", description="position tables (Architecture.position_table): sincos "
+        "(4M's, temperature 10000), fitted (sin-cos with temperatures fitted to each grid "
+        "axis) or learned (trained, initialised as fitted)")
     ordinal_head: list[str] = Field(default_factory=list, description="learned sequence "
                                     "modalities whose token ids are ordinal bins (the "
                                     "camera's pca code) to embed with an "

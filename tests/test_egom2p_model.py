@@ -293,6 +293,44 @@ def test_positions_have_the_token_embeddings_scale_and_old_checkpoints_keep_thei
         Architecture(**SIZES["tiny"], position_scale=0.0)
 
 
+def test_fitted_tables_tell_positions_apart_and_are_shared_by_video_modalities() -> None:
+    sincos = EgoM2P(Architecture(**SIZES["tiny"], position_table="sincos"))
+    fitted = EgoM2P(Architecture(**SIZES["tiny"], position_table="fitted"))
+
+    def mean_cosine(table: torch.Tensor) -> float:
+        x = table / table.norm(dim=1, keepdim=True)
+        sim = x @ x.T
+        n = sim.shape[0]
+        return float((sim.sum() - n) / (n * (n - 1)))
+
+    rgb = fitted.enc_emb["rgb"].position()
+    assert mean_cosine(rgb) < 0.6 < mean_cosine(sincos.enc_emb["rgb"].position())
+    # depth's grid slots (after its two range tokens) sit where rgb's do: same table rows
+    assert torch.equal(fitted.enc_emb["depth"].position()[2:], rgb)
+    assert abs(float(rgb.pow(2).mean().sqrt()) - 0.1 / 2 ** 0.5) < 0.01
+    assert torch.equal(fitted.dec_emb["camera"].position(), fitted.enc_emb["camera"].position())
+
+
+def test_learned_tables_are_trained_tied_and_saved_and_old_checkpoints_are_sincos() -> None:
+    model = EgoM2P(Architecture(**SIZES["tiny"], position_table="learned"))
+    enc = model.enc_emb["gaze"].positions
+    assert isinstance(enc, torch.nn.Parameter)
+    assert model.dec_emb["gaze"].positions is enc                  # one table per modality
+    assert "enc_emb.gaze.positions" in model.state_dict()
+    init = enc.detach().clone()
+    tokens = random_tokens(model, 2)
+    avail = {m: torch.ones(2, dtype=torch.bool) for m in tokens}
+    md = make_mod_dict(tokens, avail, 32, 32, generator=torch.Generator().manual_seed(0))
+    model.loss(md)[0].backward()
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    assert not torch.equal(enc.detach(), init)
+    legacy = model.arch.to_dict()
+    del legacy["position_table"]                                      # a checkpoint from before
+    assert Architecture.from_dict(legacy).position_table == "sincos"
+    with pytest.raises(ValueError, match="position_table"):
+        Architecture(**SIZES["tiny"], position_table="rope")
+
+
 def test_the_config_position_scale_reaches_the_architecture() -> None:
     from egosim.egom2p.model.train import build_model
 
@@ -818,6 +856,7 @@ def test_two_gloo_ddp_processes_end_with_equal_params(tmp_path: Path) -> None:
     ("ordinal_smoothing.sound=2", "ordinal_smoothing.sound"),
     ("ordinal_smoothing.camera=-1", "ordinal_smoothing.camera"),
     ("position_scale=0", "position_scale"),
+    ("position_table=rope", "position_table"),
     ("token_weighting.sound=0.5", "token_weighting.sound"),
     ("token_weighting.camera=2", "token_weighting.camera"),
     ("ordinal_head=[rgb]", "ordinal_head"),

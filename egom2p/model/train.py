@@ -140,6 +140,7 @@ def architecture(cfg: TrainModelConfig) -> Architecture:
     return Architecture(**SIZES[cfg.size], modalities=tuple(cfg.modalities),
                         video_size=(cfg.video_size, cfg.video_size),
                         video_head=cfg.video_head, position_scale=cfg.position_scale,
+                        position_table=cfg.position_table,
                         ordinal_head=tuple(cfg.ordinal_head))
 
 
@@ -617,7 +618,8 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         if id(p) in seen:
             continue
         seen.add(id(p))
-        plain = p.ndim < 2 or "norm" in name or name.endswith("mask_token") or "_mod." in name
+        plain = (p.ndim < 2 or "norm" in name or name.endswith("mask_token")
+                 or "_mod." in name or name.endswith(".positions"))
         (no_decay if plain else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
@@ -731,7 +733,7 @@ def export(model: EgoM2P, folder: str | Path, name: str, step: int, info: dict[s
     lines = [f"# EgoM2P model `{name}`", "",
              f"- Architecture: {a.encoder_depth} + {a.decoder_depth} blocks, width {a.dim}, "
              f"{a.heads} heads, SwiGLU, no biases; video head `{a.video_head}`; positions "
-             f"x {a.position_scale:g}; {model.num_parameters():,} parameters.",
+             f"`{a.position_table}` x {a.position_scale:g}; {model.num_parameters():,} parameters.",
              f"- Modalities: {', '.join(a.modalities)} at {a.video_size[0]} x "
              f"{a.video_size[1]} px (tokens: "
              + ", ".join(f"{m} {n}" for m, n in model.num_tokens.items()) + ").",

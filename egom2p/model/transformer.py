@@ -61,7 +61,7 @@ from egosim.egom2p.modalities import (
     modality_info,
 )
 
-__all__ = ["FSQ_LEVELS", "POSITION_SCALE", "SIZES", "Architecture", "EgoM2P",
+__all__ = ["FSQ_LEVELS", "POSITION_SCALE", "POSITION_TABLES", "SIZES", "Architecture", "EgoM2P",
            "FactorizedTokenEmbedding", "ModDict", "OrdinalTokenEmbedding", "SwiGLU",
            "token_weights"]
 
@@ -73,6 +73,9 @@ POSITION_SCALE: float = 0.1
 0.071 after it; the token embeddings start at 0.02). Measured on the tiny size, 1000 steps
 of the cache: 1.0 gives a model whose outputs do not depend on its inputs; 0.1 against
 0.028 lowers the held-out rgb -> depth loss by 0.41 nats and depth -> rgb by 0.28."""
+
+POSITION_TABLES: tuple[str, ...] = ("sincos", "fitted", "learned")
+"""Kinds of position table (:attr:`Architecture.position_table`)."""
 
 ModDict = dict[str, dict[str, torch.Tensor]]
 """4M's mod_dict: modality -> {"tensor", "input_mask", "target_mask", ...} (True = excluded)."""
@@ -93,6 +96,13 @@ class Architecture:
         position_scale: factor of the fixed sin-cos position tables (encoder inputs,
             decoder queries and the decoder's context positions). Checkpoints written
             before the field existed load with 1.0, the factor they were trained with.
+        position_table: ``"sincos"`` (4M's fixed tables, temperature 10000), ``"fitted"``
+            (fixed sin-cos with temperatures fitted to each grid axis,
+            :func:`~egosim.egom2p.modalities.fitted_temperature`) or ``"learned"`` (a
+            trained table per modality, shared by its encoder inputs, decoder queries and
+            context, initialised at random with the RMS of a sin-cos table, so that its
+            slots start nearly orthogonal). All have RMS ``position_scale / sqrt(2)``.
+            Checkpoints written before the field load as ``"sincos"``.
         ordinal_head: sequence modalities whose (tied) token embedding is an
             :class:`OrdinalTokenEmbedding` (ordinal ids: the camera's PCA code) instead of
             a plain table; checkpoints written before the field have none.
@@ -108,6 +118,7 @@ class Architecture:
     video_head: str = "factorized"
     position_scale: float = POSITION_SCALE
     ordinal_head: tuple[str, ...] = ()
+    position_table: str = "sincos"
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -115,6 +126,9 @@ class Architecture:
         if self.video_head not in ("factorized", "full"):
             raise ValueError(f"video_head must be 'factorized' or 'full', got "
                              f"{self.video_head!r}")
+        if self.position_table not in POSITION_TABLES:
+            raise ValueError(f"position_table must be one of {', '.join(POSITION_TABLES)}, "
+                             f"got {self.position_table!r}")
         if not self.position_scale > 0:
             raise ValueError(f"position_scale must be > 0, got {self.position_scale}")
         for m in self.modalities:
@@ -376,8 +390,19 @@ class EgoM2P(nn.Module):
             elif m in arch.ordinal_head:
                 enc.token = OrdinalTokenEmbedding(info.vocab_size, d)
             dec.token = enc.token  # tied: output logits use the input token embedding
-            for emb in (enc, dec):
-                emb.positions.mul_(arch.position_scale)
+            if arch.position_table == "learned":
+                # random, so that distinct slots start nearly orthogonal; the RMS of a
+                # scaled sin-cos table
+                table = torch.randn(info.num_tokens, d) * (arch.position_scale / math.sqrt(2))
+                enc.positions = nn.Parameter(table)  # replaces the fixed buffer
+                dec.positions = enc.positions
+            elif arch.position_table == "fitted":
+                table = info.fitted_positions(d) * arch.position_scale
+                enc.positions.copy_(table)
+                dec.positions.copy_(table)
+            else:
+                for emb in (enc, dec):
+                    emb.positions.mul_(arch.position_scale)
             self.enc_emb[m] = enc
             self.dec_emb[m] = dec
         self.enc_mod = nn.ParameterDict({m: nn.Parameter(torch.randn(d) * 0.02)
