@@ -29,7 +29,7 @@ target: a perfect prediction), and the share of that gap learnt, ``(marginal - l
 
     python benchmarks/bench_readout.py [--size tiny] [--steps 600] [--position-scales 0.1 1.0]
         [--position-tables sincos fitted learned] [--tasks camera camera_redundant depth_copy]
-        [--lr 0.001] [--threads 2] [--digit-std STD]
+        [--lr 0.001] [--threads 2] [--digit-std STD] [--depths E D] [--first-digit-loss]
     python benchmarks/bench_readout.py --minimal [--steps 600]
 
 ``--minimal`` runs the ``depth_copy`` retrieval on a minimal network instead (slot
@@ -130,13 +130,20 @@ def camera_reference(g: torch.Generator, sign: torch.Tensor, redundant: bool,
 
 def run(task: str, size: str, position_scale: float, steps: int, lr: float,
         batch: int = 16, seed: int = 0, position_table: str = "sincos",
-        digit_std: float | None = None) -> dict[str, tuple[float, float, float]]:
+        digit_std: float | None = None, depths: tuple[int, int] | None = None,
+        first_digit_loss: bool = False) -> dict[str, tuple[float, float, float]]:
     """Train one fresh model on ``task``; returns target -> ``(loss over the last fifth of
     the steps, marginal, floor)`` in nats. ``digit_std``: re-initialise the video tokens'
-    per-digit embeddings at this std (None: the model's own, ``0.02 / sqrt(6)``)."""
+    per-digit embeddings at this std (None: the model's own, ``0.02 / sqrt(6)``);
+    ``depths``: (encoder, decoder) blocks instead of the size's; ``first_digit_loss``
+    (``depth_copy``): train on the first digit's cross-entropy alone, not on all six
+    digits and the range tokens (whose targets are noise)."""
     torch.manual_seed(seed)
     mods = ("rgb", "depth") if task == "depth_copy" else ("rgb", "camera")
-    model = EgoM2P(Architecture(**SIZES[size], modalities=mods, video_size=(64, 64),
+    shape = dict(SIZES[size])
+    if depths is not None:
+        shape["encoder_depth"], shape["decoder_depth"] = depths
+    model = EgoM2P(Architecture(**shape, modalities=mods, video_size=(64, 64),
                                 position_scale=position_scale,
                                 position_table=position_table))
     if digit_std is not None:
@@ -166,6 +173,8 @@ def run(task: str, size: str, position_scale: float, steps: int, lr: float,
             header = depth_tokens - RGB_TOKENS
             first = model.factor_logits("depth", hidden[:, header:])[0]
             track = F.cross_entropy(first.reshape(-1, 8), (ids % 8).reshape(-1))[None]
+            if first_digit_loss:
+                loss = track[0]
         else:
             ids, cam = camera_batch(batch, g, sign, redundant)
             md = _mod_dict(("rgb", ids), ("camera", cam))
@@ -184,17 +193,22 @@ def run(task: str, size: str, position_scale: float, steps: int, lr: float,
     return {name: (final[k], *ref[name]) for k, name in enumerate(ref)}
 
 
-MINIMAL_RUNS: tuple[tuple[int, str, float], ...] = (
-    (0, "learned", 0.02), (0, "sincos", 0.02), (2, "learned", 0.02), (2, "learned_shared", 0.02),
-    (2, "sincos", 0.02), (2, "learned", 0.008), (2, "learned", 0.05))
-"""``--minimal`` runs: (encoder blocks, positions, token embedding std)."""
+MINIMAL_RUNS: tuple[tuple[int, str, float, str], ...] = (
+    (0, "learned", 0.02, "two"), (0, "sincos", 0.02, "two"), (2, "learned", 0.02, "two"),
+    (2, "learned_shared", 0.02, "two"), (2, "sincos", 0.02, "two"),
+    (2, "learned", 0.008, "two"), (2, "learned", 0.05, "two"),
+    (0, "learned", 0.05, "digits"), (2, "learned", 0.05, "digits"))
+"""``--minimal`` runs: (encoder blocks, positions, token embedding std, embedding)."""
 
 
 def minimal_copy(encoder_blocks: int, positions: str, embed_std: float, steps: int,
-                 lr: float, batch: int = 16, seed: int = 0, dim: int = 64) -> float:
+                 lr: float, embedding: str = "two", batch: int = 16, seed: int = 0,
+                 dim: int = 64) -> float:
     """The ``depth_copy`` retrieval on a minimal network: RGB ids as in ``depth_copy``, each
-    slot embedded as ``E0[d0] + E1[id // 8] + P[p]`` (``E0``, ``E1`` tables at std
-    ``embed_std``), ``encoder_blocks`` of the model's own :class:`EncoderBlock`, then one
+    slot embedded as ``E0[d0] + E1[id // 8] + P[p]`` (``embedding="two"``: ``E0``, ``E1``
+    tables at std ``embed_std``) or as the model's :class:`FactorizedTokenEmbedding`, the
+    sum of its 6 digit embeddings (``"digits"``, each at std ``embed_std``; ``E0`` is then
+    the first digit's table), ``encoder_blocks`` of the model's own :class:`EncoderBlock`, then one
     cross-attention (the model's :class:`Attention`) from a query per slot, ``LN(Q[p])``,
     and tied logits ``LN(out) @ E0.T`` against ``d0(p)``. ``positions``: ``"learned"``
     (``P`` and ``Q`` separate random tables, RMS 0.07), ``"learned_shared"`` (``Q = P``)
@@ -203,9 +217,15 @@ def minimal_copy(encoder_blocks: int, positions: str, embed_std: float, steps: i
     steps."""
     torch.manual_seed(seed)
     e0, e1 = nn.Embedding(8, dim), nn.Embedding(8000, dim)
-    for table in (e0, e1):
-        nn.init.normal_(table.weight, std=embed_std)
-    params: list[torch.Tensor] = [*e0.parameters(), *e1.parameters()]
+    factorized = FactorizedTokenEmbedding((8, 8, 8, 5, 5, 5), dim)
+    for table in (e0.weight, e1.weight, factorized.digits.weight):
+        nn.init.normal_(table, std=embed_std)
+    if embedding == "digits":
+        params: list[torch.Tensor] = list(factorized.parameters())
+        first_table = factorized.digits.weight[:8]
+    else:
+        params = [*e0.parameters(), *e1.parameters()]
+        first_table = e0.weight
     if positions == "sincos":
         pos = qpos = video_positions(dim, (5, 8, 8)) * 0.1
     else:
@@ -229,12 +249,16 @@ def minimal_copy(encoder_blocks: int, positions: str, embed_std: float, steps: i
     for step in range(steps):
         ids = torch.randint(0, 64000, (batch, RGB_TOKENS), generator=g)
         d0 = ids % 8
-        x = e0(d0) + e1(ids // 8) + pos
+        if embedding == "digits":
+            first_table = factorized.digits.weight[:8]
+            x = factorized(ids) + pos
+        else:
+            x = e0(d0) + e1(ids // 8) + pos
         for blk in blocks:
             x = blk(x, full)
         q = norms[0](qpos.expand(batch, -1, -1))
         out = cross(q, full, norms[1](x))
-        logits = norms[2](out) @ e0.weight.t()
+        logits = norms[2](out) @ first_table.t()
         loss = F.cross_entropy(logits.reshape(-1, 8), d0.reshape(-1))
         opt.zero_grad()
         loss.backward()
@@ -257,6 +281,10 @@ def main() -> None:
     p.add_argument("--digit-std", type=float, default=None,
                    help="re-initialise the video tokens' per-digit embeddings at this std "
                    "(default: the model's 0.02 / sqrt(6) = 0.008)")
+    p.add_argument("--depths", type=int, nargs=2, default=None, metavar=("ENCODER", "DECODER"),
+                   help="encoder and decoder blocks instead of the size's")
+    p.add_argument("--first-digit-loss", action="store_true",
+                   help="depth_copy: train on the first digit's cross-entropy alone")
     p.add_argument("--minimal", action="store_true",
                    help="run depth_copy's retrieval on the minimal networks of MINIMAL_RUNS "
                    "instead of the model")
@@ -266,14 +294,14 @@ def main() -> None:
         print(f"minimal cross-attention copy, {args.steps} steps of 16 samples, lr {args.lr}, "
               f"{args.threads} threads; digit cross-entropy over the last fifth of the steps "
               "(chance 2.079)")
-        print("| encoder blocks | positions | embedding std | loss | learnt | seconds |")
-        print("| ---: | --- | ---: | ---: | ---: | ---: |")
-        for blocks, positions, std in MINIMAL_RUNS:
+        print("| encoder blocks | positions | embedding | std | loss | learnt | seconds |")
+        print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
+        for blocks, positions, std, embedding in MINIMAL_RUNS:
             t0 = time.perf_counter()
-            loss = minimal_copy(blocks, positions, std, args.steps, args.lr)
+            loss = minimal_copy(blocks, positions, std, args.steps, args.lr, embedding)
             share = (math.log(8) - loss) / math.log(8)
-            print(f"| {blocks} | {positions} | {std:g} | {loss:.3f} | {100 * share:.0f} % | "
-                  f"{time.perf_counter() - t0:.0f} |", flush=True)
+            print(f"| {blocks} | {positions} | {embedding} | {std:g} | {loss:.3f} | "
+                  f"{100 * share:.0f} % | {time.perf_counter() - t0:.0f} |", flush=True)
         return
     print(f"size {args.size}, {args.steps} steps of 16 samples, lr {args.lr}, "
           f"{args.threads} threads; cross-entropy in nats over the last fifth of the steps")
@@ -285,7 +313,9 @@ def main() -> None:
             for scale in args.position_scales:
                 t0 = time.perf_counter()
                 res = run(task, args.size, scale, args.steps, args.lr, position_table=table,
-                          digit_std=args.digit_std)
+                          digit_std=args.digit_std,
+                          depths=tuple(args.depths) if args.depths else None,
+                          first_digit_loss=args.first_digit_loss)
                 sec = time.perf_counter() - t0
                 for name, (loss, marginal, floor) in res.items():
                     share = (marginal - loss) / max(marginal - floor, 1e-9)
