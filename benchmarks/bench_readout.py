@@ -220,12 +220,8 @@ def minimal_copy(encoder_blocks: int, positions: str, embed_std: float, steps: i
     factorized = FactorizedTokenEmbedding((8, 8, 8, 5, 5, 5), dim)
     for table in (e0.weight, e1.weight, factorized.digits.weight):
         nn.init.normal_(table, std=embed_std)
-    if embedding == "digits":
-        params: list[torch.Tensor] = list(factorized.parameters())
-        first_table = factorized.digits.weight[:8]
-    else:
-        params = [*e0.parameters(), *e1.parameters()]
-        first_table = e0.weight
+    params: list[torch.Tensor] = (list(factorized.parameters()) if embedding == "digits"
+                                  else [*e0.parameters(), *e1.parameters()])
     if positions == "sincos":
         pos = qpos = video_positions(dim, (5, 8, 8)) * 0.1
     else:
@@ -250,9 +246,10 @@ def minimal_copy(encoder_blocks: int, positions: str, embed_std: float, steps: i
         ids = torch.randint(0, 64000, (batch, RGB_TOKENS), generator=g)
         d0 = ids % 8
         if embedding == "digits":
-            first_table = factorized.digits.weight[:8]
+            first_table = factorized.digits.weight[:8]  # the first digit's table
             x = factorized(ids) + pos
         else:
+            first_table = e0.weight
             x = e0(d0) + e1(ids // 8) + pos
         for blk in blocks:
             x = blk(x, full)
